@@ -1,0 +1,22 @@
+// Package ingest turns publishers into sfu sources: WHIP (RFC 9725) sessions
+// from OBS and browsers, and (rtsp.go) RTSP publishers and camera pulls.
+package ingest
+
+import (
+	"context"
+	"errors"
+)
+
+// Auth checks a publish key for a stream (declared here, implemented by the
+// streams registry, wired by cmd/streamd). It returns ErrUnknownStream or
+// ErrBadKey, or nil when the key may publish.
+type Auth interface {
+	CheckPublish(ctx context.Context, stream, key string) error
+}
+
+var (
+	// ErrUnknownStream: no such stream.
+	ErrUnknownStream = errors.New("unknown stream")
+	// ErrBadKey: the publish key is missing or wrong.
+	ErrBadKey = errors.New("wrong publish key")
+)

@@ -1,0 +1,288 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/internal/whipx"
+	"github.com/streamd/streamd/sfu"
+)
+
+// WHIP serves WHIP publishers. Configure the fields, then Initialize.
+type WHIP struct {
+	API            *webrtc.API // sfu.WebRTC.PublisherAPI
+	SFU            *sfu.SFU
+	Auth           Auth
+	ConnectTimeout time.Duration // default 15 s
+	Logger         *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*whipSession
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// Initialize prepares the server.
+func (h *WHIP) Initialize() error {
+	if h.ConnectTimeout == 0 {
+		h.ConnectTimeout = 15 * time.Second
+	}
+	if h.Logger == nil {
+		h.Logger = slog.New(slog.DiscardHandler)
+	}
+	h.sessions = map[string]*whipSession{}
+	return nil
+}
+
+// Close ends every publisher session and waits for their readers.
+func (h *WHIP) Close() {
+	h.mu.Lock()
+	h.closed = true
+	all := make([]*whipSession, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		_ = s.Close()
+	}
+	h.wg.Wait()
+}
+
+// Register mounts POST /whip/{stream} and the session resource.
+func (h *WHIP) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /whip/{stream}", h.handlePost)
+	mux.HandleFunc("OPTIONS /whip/{stream}", h.handlePost)
+	mux.HandleFunc("PATCH /whip/{stream}/{session}", h.handleSession)
+	mux.HandleFunc("DELETE /whip/{stream}/{session}", h.handleSession)
+	mux.HandleFunc("OPTIONS /whip/{stream}/{session}", h.handleSession)
+}
+
+func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
+	if whipx.CORS(w, r) {
+		return
+	}
+	stream := r.PathValue("stream")
+	key := httpx.BearerToken(r)
+	if key == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd"`)
+		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the stream's publish key as Authorization: Bearer <key> (OBS: the Bearer Token field)")
+		return
+	}
+	switch err := h.Auth.CheckPublish(r.Context(), stream, key); {
+	case errors.Is(err, ErrUnknownStream):
+		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream+": create it with POST /api/streams")
+		return
+	case errors.Is(err, ErrBadKey):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd", error="invalid_token"`)
+		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "the publish key is wrong for stream "+stream)
+		return
+	case err != nil:
+		h.Logger.Error("whip auth", "stream", stream, "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not check the publish key")
+		return
+	}
+	offer, ok := whipx.ReadOffer(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	s, answer, err := h.start(ctx, stream, offer)
+	if err != nil {
+		var bad *badOfferError
+		if errors.As(err, &bad) {
+			httpx.WriteError(w, http.StatusBadRequest, "bad_sdp", err.Error())
+			return
+		}
+		h.Logger.Error("whip start", "stream", stream, "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not start the session")
+		return
+	}
+	whipx.WriteAnswer(w, whipx.SessionPath("/whip", stream, s.id), s.etag, answer)
+}
+
+func (h *WHIP) handleSession(w http.ResponseWriter, r *http.Request) {
+	if whipx.CORS(w, r) {
+		return
+	}
+	h.mu.Lock()
+	s := h.sessions[r.PathValue("session")]
+	h.mu.Unlock()
+	if s == nil || s.stream != r.PathValue("stream") {
+		httpx.WriteError(w, http.StatusNotFound, "unknown_session", "no such WHIP session (it ended or never existed)")
+		return
+	}
+	switch r.Method {
+	case http.MethodDelete:
+		_ = s.Close()
+		w.WriteHeader(http.StatusOK)
+	case http.MethodPatch:
+		whipx.Patch(w, r, s.pc, s.etag)
+	}
+}
+
+type badOfferError struct{ err error }
+
+func (e *badOfferError) Error() string { return "bad SDP offer: " + e.err.Error() }
+func (e *badOfferError) Unwrap() error { return e.err }
+
+// whipSession is one publisher; it is the sfu Source of its publication.
+type whipSession struct {
+	h      *WHIP
+	id     string
+	etag   string
+	stream string
+	pc     *webrtc.PeerConnection
+
+	mu        sync.Mutex
+	pub       *sfu.Publication
+	videoSSRC []uint32
+	closeOnce sync.Once
+	connected chan struct{}
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, string, error) {
+	pc, err := h.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", fmt.Errorf("new peer connection: %w", err)
+	}
+	s := &whipSession{h: h, id: randomID(16), etag: `"` + randomID(8) + `"`, stream: stream, pc: pc, connected: make(chan struct{})}
+	pc.OnTrack(s.onTrack)
+	var connOnce sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			connOnce.Do(func() { close(s.connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			go s.Close()
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		_ = pc.Close()
+		return nil, "", &badOfferError{err}
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		_ = pc.Close()
+		return nil, "", &badOfferError{err}
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		_ = pc.Close()
+		return nil, "", &badOfferError{err}
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		_ = pc.Close()
+		return nil, "", fmt.Errorf("gather candidates: %w", ctx.Err())
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = pc.Close()
+		return nil, "", errors.New("shutting down")
+	}
+	h.sessions[s.id] = s
+	h.mu.Unlock()
+
+	// The offer is good: this publisher takes the stream over now.
+	pub := h.SFU.Stream(stream).Publish(s)
+	s.mu.Lock()
+	s.pub = pub
+	s.mu.Unlock()
+
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTimer(h.ConnectTimeout)
+		defer t.Stop()
+		select {
+		case <-s.connected:
+		case <-t.C:
+			h.Logger.Info("publisher never connected; closing", "stream", stream, "session", s.id)
+			_ = s.Close()
+		}
+	}()
+	h.Logger.Info("whip session", "stream", stream, "session", s.id)
+	return s, pc.LocalDescription().SDP, nil
+}
+
+func (s *whipSession) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	s.mu.Lock()
+	pub := s.pub
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		s.videoSSRC = append(s.videoSSRC, uint32(track.SSRC()))
+	}
+	s.mu.Unlock()
+	if pub == nil {
+		return
+	}
+	tw := pub.Track(track.Kind(), track.Codec().RTPCodecCapability)
+	s.h.Logger.Info("publisher track", "stream", s.stream, "kind", track.Kind().String(), "codec", track.Codec().MimeType)
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		s.RequestKeyframe()
+	}
+	s.h.wg.Add(1)
+	go func() {
+		defer s.h.wg.Done()
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet
+		for {
+			n, _, err := track.Read(buf)
+			if err != nil {
+				return
+			}
+			if pkt.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			tw.WriteRTP(&pkt, time.Now())
+		}
+	}()
+}
+
+// RequestKeyframe sends a PLI for the publisher's video.
+func (s *whipSession) RequestKeyframe() {
+	s.mu.Lock()
+	ssrcs := append([]uint32(nil), s.videoSSRC...)
+	s.mu.Unlock()
+	for _, ssrc := range ssrcs {
+		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
+}
+
+// Close ends the session and its publication.
+func (s *whipSession) Close() error {
+	s.closeOnce.Do(func() {
+		s.h.mu.Lock()
+		delete(s.h.sessions, s.id)
+		s.h.mu.Unlock()
+		s.mu.Lock()
+		pub := s.pub
+		s.mu.Unlock()
+		if pub != nil {
+			pub.Close()
+		}
+		_ = s.pc.Close()
+		s.h.Logger.Info("whip session ended", "stream", s.stream, "session", s.id)
+	})
+	return nil
+}

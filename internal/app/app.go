@@ -1,0 +1,230 @@
+// Package app assembles a streamd server from its packages: it is what
+// cmd/streamd runs and what end-to-end tests start in-process (two apps can
+// run side by side in one test process).
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/ingest"
+	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/sfu"
+	"github.com/streamd/streamd/streams"
+	"github.com/streamd/streamd/web"
+)
+
+// App is one running streamd server.
+type App struct {
+	Config  Config
+	Logger  *slog.Logger
+	Streams *streams.Registry
+	SFU     *sfu.SFU
+	WHIP    *ingest.WHIP
+
+	db       *bolt.DB
+	rdb      *redis.Client
+	net      *sfu.WebRTC
+	reg      *prometheus.Registry
+	mux      *http.ServeMux
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	closers  []func()
+	closeMu  sync.Once
+	serveErr chan error
+}
+
+// New builds the server from cfg; nothing listens until Start.
+func New(cfg Config, logger *slog.Logger) (a *App, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a = &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if a.Config.StaffToken == "" {
+		if a.Config.StaffToken, err = loadOrCreateToken(filepath.Join(cfg.Data, "staff-token")); err != nil {
+			return nil, err
+		}
+	}
+	a.db, err = bolt.Open(filepath.Join(cfg.Data, "streamd.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Data, err)
+	}
+	a.closers = append(a.closers, func() { _ = a.db.Close() })
+	if cfg.Redis != "" {
+		opt, err := redis.ParseURL(cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("--redis: %w", err)
+		}
+		a.rdb = redis.NewClient(opt)
+		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.rdb.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
+		}
+	}
+
+	// Streams registry.
+	var store streams.Store
+	if a.rdb != nil {
+		store = streams.NewRedisStore(a.rdb)
+	} else if store, err = streams.NewBoltStore(a.db); err != nil {
+		return nil, err
+	}
+	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Logger: logger.With("pkg", "streams")}
+	if err := a.Streams.Initialize(); err != nil {
+		return nil, err
+	}
+
+	// Media: one UDP port, the sfu, WHIP ingest.
+	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { _ = a.net.Close() })
+	a.SFU = &sfu.SFU{API: a.net.SubscriberAPI(), Registry: a.Streams, Registerer: a.reg, Logger: logger.With("pkg", "sfu")}
+	if err := a.SFU.Initialize(); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.SFU.Close)
+	a.WHIP = &ingest.WHIP{API: a.net.PublisherAPI(), SFU: a.SFU, Auth: publishAuth{a.Streams}, Logger: logger.With("pkg", "whip")}
+	if err := a.WHIP.Initialize(); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.WHIP.Close)
+	a.Streams.Status = a.streamStatus
+
+	a.routes()
+	return a, nil
+}
+
+func (a *App) streamStatus(id string) streams.Status {
+	return streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
+}
+
+func (a *App) routes() {
+	m := a.mux
+	a.Streams.Register(m)
+	a.SFU.Register(m)
+	a.WHIP.Register(m)
+	web.Register(m)
+	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	if a.Config.PProf {
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// Start listens and serves in the background.
+func (a *App) Start() error {
+	ln, err := net.Listen("tcp", a.Config.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", a.Config.HTTP, err)
+	}
+	a.httpLn = ln
+	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	go func() {
+		err := a.httpSrv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.serveErr <- err
+	}()
+	return nil
+}
+
+// Handler is the HTTP handler (for httptest servers).
+func (a *App) Handler() http.Handler { return a.mux }
+
+// HTTPAddr is the bound HTTP address.
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// BaseURL is http://<bound address>.
+func (a *App) BaseURL() string { return "http://" + a.HTTPAddr() }
+
+// UDPAddr is the bound WebRTC UDP address.
+func (a *App) UDPAddr() string { return a.net.LocalAddr().String() }
+
+// Errors reports a failure of the HTTP server.
+func (a *App) Errors() <-chan error { return a.serveErr }
+
+// Close shuts down gracefully: HTTP first, then peers, then the store.
+func (a *App) Close() {
+	a.closeMu.Do(func() {
+		if a.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = a.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			a.closers[i]()
+		}
+	})
+}
+
+// publishAuth adapts the registry to ingest.Auth.
+type publishAuth struct{ reg *streams.Registry }
+
+func (p publishAuth) CheckPublish(ctx context.Context, stream, key string) error {
+	rec, err := p.reg.Get(ctx, stream)
+	if errors.Is(err, streams.ErrNotFound) {
+		return ingest.ErrUnknownStream
+	}
+	if err != nil {
+		return err
+	}
+	if !httpx.TokenEqual(key, rec.PublishKey) {
+		return ingest.ErrBadKey
+	}
+	return nil
+}
+
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	t := base64.RawURLEncoding.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write staff token: %w", err)
+	}
+	return t, nil
+}

@@ -1,0 +1,76 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is everything cmd/streamd reads from flags and STREAMD_* variables.
+type Config struct {
+	HTTP                string
+	RTSP                string
+	WebRTCUDP           string
+	WebRTCIPs           []string
+	Data                string
+	StaffToken          string
+	Redis               string
+	StripeKey           string
+	StripeWebhookSecret string
+	StripeAPI           string
+	NodeURL             string
+	Demo                bool
+	HoldTTL             time.Duration
+	PProf               bool
+	LoopbackOnly        bool // tests: keep ICE on loopback
+}
+
+// ParseFlags reads args, with each flag falling back to STREAMD_<NAME>
+// (dashes as underscores) when not given on the command line.
+func ParseFlags(args []string) (Config, error) {
+	var c Config
+	var ips string
+	fs := flag.NewFlagSet("streamd", flag.ContinueOnError)
+	fs.StringVar(&c.HTTP, "http", ":8080", "HTTP listen address (API, WHIP, WHEP, pages, /metrics)")
+	fs.StringVar(&c.RTSP, "rtsp", ":8554", "RTSP listen address (empty disables RTSP)")
+	fs.StringVar(&c.WebRTCUDP, "webrtc-udp", ":8189", "the one UDP address all WebRTC peers share")
+	fs.StringVar(&ips, "webrtc-ip", "", "addresses to advertise in ICE candidates, comma-separated (empty: the host's)")
+	fs.StringVar(&c.Data, "data", "./data", "data directory (embedded store, generated staff token)")
+	fs.StringVar(&c.StaffToken, "staff-token", "", "staff token (generated and kept in the data dir when empty)")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL for a cluster (empty: embedded store and in-process bus)")
+	fs.StringVar(&c.StripeKey, "stripe-key", "", "Stripe secret key (empty: the dev payment provider, test mode)")
+	fs.StringVar(&c.StripeWebhookSecret, "stripe-webhook-secret", "", "Stripe webhook signing secret")
+	fs.StringVar(&c.StripeAPI, "stripe-api", "", "Stripe API base URL override (stripe-mock)")
+	fs.StringVar(&c.NodeURL, "node-url", "", "this node's URL for other nodes of a cluster")
+	fs.BoolVar(&c.Demo, "demo", false, "create the demo stream and catalog on first start")
+	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")
+	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port")
+	set := map[string]bool{}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := "STREAMD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	for _, ip := range strings.Split(ips, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			c.WebRTCIPs = append(c.WebRTCIPs, ip)
+		}
+	}
+	return c, nil
+}

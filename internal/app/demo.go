@@ -1,0 +1,29 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+)
+
+// SeedDemo creates the demo stream (and, once the cart is wired, the demo
+// catalog) on first start and prints what to paste into OBS.
+func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
+	rec, created, err := a.Streams.EnsureDemo(ctx, "demo", "Demo showroom")
+	if err != nil {
+		return fmt.Errorf("demo stream: %w", err)
+	}
+	host := a.Config.HTTP
+	if h, p, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+		host = "localhost:" + p
+	}
+	base := "http://" + strings.TrimPrefix(host, "http://")
+	if created {
+		fmt.Fprintln(out, "created the demo stream")
+	}
+	fmt.Fprintf(out, "\nOBS → Settings → Stream → Service: WHIP\n  Server:       %s/whip/%s\n  Bearer Token: %s\n", base, rec.ID, rec.PublishKey)
+	fmt.Fprintf(out, "Go live from a browser: %s/publish/%s\nWatch:                  %s/watch/%s\n\n", base, rec.ID, base, rec.ID)
+	return nil
+}

@@ -1,0 +1,322 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// forwarder fans one track of a stream (its video or its audio) out to every
+// subscriber. It outlives publishers: each new source is spliced into one
+// outgoing timeline (sequence numbers and timestamps continue where the last
+// source stopped), so viewers keep their sessions across reconnects and
+// takeovers, and one RTP timestamp means the same frame for every viewer —
+// which is what lets the overlay stamp a product card once for everybody.
+//
+// The publisher's reader goroutine calls write; it walks a copy-on-write
+// slice of subscribers and writes to each synchronously. Writes go to a UDP
+// socket and never wait on a peer, and a write that fails sends that viewer
+// back to waiting for a keyframe without touching the others.
+type forwarder struct {
+	video   bool
+	kindIdx int
+	tun     *Tuning
+	m       *metrics
+	// keyframeNeeded asks the publisher for a keyframe (throttled by the stream).
+	keyframeNeeded func()
+
+	subsMu     sync.Mutex
+	subs       atomic.Pointer[[]*downTrack]
+	pending    []*downTrack
+	hasPending atomic.Bool
+
+	// wmu serialises everything below: the current source's writes, source
+	// switches and NACK retransmissions.
+	wmu        sync.Mutex
+	gen        uint64
+	codec      webrtc.RTPCodecCapability
+	ckind      codecKind
+	hasCodec   bool
+	synced     bool
+	firstInSeq uint16
+	sinceSync  int
+	seqOffset  uint16
+	tsOffset   uint32
+	haveOut    bool
+	lastOutSeq uint16
+	lastOutTS  uint32
+	lastArr    time.Time
+	cache      *packetCache
+	gop        *gopCache
+	gopBytes   int
+
+	// The media clock, read without locks.
+	clockTS    atomic.Uint32
+	clockNanos atomic.Int64
+	clockRate  atomic.Uint32
+	active     atomic.Bool
+}
+
+func newForwarder(video bool, tun *Tuning, m *metrics, keyframeNeeded func()) *forwarder {
+	f := &forwarder{video: video, tun: tun, m: m, keyframeNeeded: keyframeNeeded}
+	if video {
+		f.kindIdx = 1
+		f.cache = newPacketCache(tun.NACKCacheSize)
+		f.gop = newGOPCache(tun.KeyframeCacheBytes)
+	} else {
+		f.cache = newPacketCache(tun.NACKCacheSize / 4)
+	}
+	empty := []*downTrack{}
+	f.subs.Store(&empty)
+	return f
+}
+
+// attach makes a new source current and returns its generation; writes from
+// older generations are ignored from now on.
+func (f *forwarder) attach(codec webrtc.RTPCodecCapability) uint64 {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.gen++
+	f.codec, f.ckind, f.hasCodec = codec, kindOfMime(codec.MimeType), true
+	f.synced = false
+	f.clockRate.Store(codec.ClockRate)
+	if f.gop != nil {
+		f.setGOPInvalid()
+	}
+	for _, d := range *f.subs.Load() {
+		d.selectCodec(codec)
+		d.needKeyframe = f.video
+	}
+	f.active.Store(true)
+	return f.gen
+}
+
+// detach ends the source of generation gen, if it is still current.
+func (f *forwarder) detach(gen uint64) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if gen != f.gen {
+		return
+	}
+	f.gen++
+	f.active.Store(false)
+}
+
+func (f *forwarder) setGOPInvalid() {
+	f.gop.invalidate()
+	f.m.gopCacheBytes.Sub(float64(f.gopBytes))
+	f.gopBytes = 0
+}
+
+// write forwards one packet of source generation gen.
+func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if gen != f.gen {
+		f.m.dropStale.Inc()
+		return
+	}
+	payload := pkt.Payload
+	if len(payload) > maxPacketPayload {
+		f.m.dropTooLarge.Inc()
+		return
+	}
+	f.m.packetsIn[f.kindIdx].Inc()
+	f.m.bytesIn[f.kindIdx].Add(float64(len(payload)))
+
+	key := f.video && isKeyframeStart(f.ckind, payload)
+	if !f.synced {
+		if f.video && !key {
+			f.m.dropBeforeKeyframe.Inc()
+			return
+		}
+		f.sync(pkt, arrival)
+	} else if f.sinceSync < 4096 {
+		// Reordered packets from before the splice point belong to no
+		// picture the viewers can decode.
+		f.sinceSync++
+		if int16(pkt.SequenceNumber-f.firstInSeq) < 0 {
+			f.m.dropStale.Inc()
+			return
+		}
+	}
+	outSeq := pkt.SequenceNumber + f.seqOffset
+	outTS := pkt.Timestamp + f.tsOffset
+	if !f.haveOut || int16(outSeq-f.lastOutSeq) > 0 {
+		f.haveOut, f.lastOutSeq, f.lastOutTS, f.lastArr = true, outSeq, outTS, arrival
+		f.clockTS.Store(outTS)
+		f.clockNanos.Store(arrival.UnixNano())
+	}
+	frameStart := key && (!f.gop.valid || outTS != f.gop.keyTS)
+
+	if f.hasPending.Load() {
+		f.admitPending(frameStart)
+	}
+	if f.video {
+		if frameStart {
+			f.gop.startKeyframe(outTS)
+		}
+		wasValid := f.gop.valid
+		if !f.gop.add(outSeq, outTS, pkt.Marker, payload) && wasValid {
+			f.m.gopCacheOverflows.Inc()
+		}
+		if b := f.gop.bytes(); b != f.gopBytes {
+			f.m.gopCacheBytes.Add(float64(b - f.gopBytes))
+			f.gopBytes = b
+		}
+	}
+	f.cache.store(outSeq, outTS, pkt.Marker, payload)
+
+	sent := 0
+	for _, d := range *f.subs.Load() {
+		if d.needKeyframe {
+			if !frameStart {
+				f.m.dropWaitingKeyframe.Inc()
+				continue
+			}
+			d.needKeyframe = false
+		}
+		if !d.ptOK {
+			f.m.dropNoCodec.Inc()
+			continue
+		}
+		if err := d.write(outSeq, outTS, pkt.Marker, payload); err != nil {
+			f.m.dropWriteError.Inc()
+			d.needKeyframe = f.video
+			continue
+		}
+		sent++
+		f.m.forwardDelay.Observe(time.Since(arrival).Seconds())
+	}
+	if sent > 0 {
+		f.m.packetsOut[f.kindIdx].Add(float64(sent))
+		f.m.bytesOut[f.kindIdx].Add(float64(sent * len(payload)))
+	}
+}
+
+// sync splices a new source into the outgoing timeline at pkt.
+func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
+	if f.haveOut {
+		step := uint32(arrival.Sub(f.lastArr).Seconds() * float64(f.codec.ClockRate))
+		if step == 0 {
+			step = 1
+		}
+		f.tsOffset = f.lastOutTS + step - pkt.Timestamp
+		f.seqOffset = f.lastOutSeq + 1 - pkt.SequenceNumber
+	}
+	f.synced = true
+	f.firstInSeq = pkt.SequenceNumber
+	f.sinceSync = 0
+}
+
+// admitPending moves joiners into the live set. A video joiner gets the
+// cached GOP first, so it has a picture at once; if there is no usable cache
+// it waits for the next keyframe, which is requested (merged, throttled).
+func (f *forwarder) admitPending(frameStart bool) {
+	f.subsMu.Lock()
+	pend := f.pending
+	f.pending = nil
+	f.hasPending.Store(false)
+	cur := *f.subs.Load()
+	next := make([]*downTrack, 0, len(cur)+len(pend))
+	next = append(append(next, cur...), pend...)
+	f.subs.Store(&next)
+	f.subsMu.Unlock()
+
+	for _, d := range pend {
+		d.selectCodec(f.codec)
+		d.needKeyframe = false
+		if !f.video {
+			continue
+		}
+		switch {
+		case frameStart:
+			// This very packet opens a keyframe; start from it.
+			d.needKeyframe = true
+		case f.gop.valid && d.ptOK:
+			f.m.cacheReplays.Inc()
+			n := 0
+			f.gop.each(func(seq uint16, ts uint32, marker bool, p []byte) {
+				if d.write(seq, ts, marker, p) == nil {
+					n++
+				}
+			})
+			f.m.cacheReplayPackets.Add(float64(n))
+		default:
+			d.needKeyframe = true
+			f.keyframeNeeded()
+		}
+	}
+}
+
+// add queues a subscriber's track; it joins at the next packet.
+func (f *forwarder) add(d *downTrack) {
+	f.subsMu.Lock()
+	f.pending = append(f.pending, d)
+	f.hasPending.Store(true)
+	f.subsMu.Unlock()
+}
+
+func (f *forwarder) remove(d *downTrack) {
+	f.subsMu.Lock()
+	defer f.subsMu.Unlock()
+	for i, p := range f.pending {
+		if p == d {
+			f.pending = append(f.pending[:i:i], f.pending[i+1:]...)
+			f.hasPending.Store(len(f.pending) > 0)
+			break
+		}
+	}
+	cur := *f.subs.Load()
+	next := make([]*downTrack, 0, len(cur))
+	for _, p := range cur {
+		if p != d {
+			next = append(next, p)
+		}
+	}
+	f.subs.Store(&next)
+}
+
+// retransmit answers a viewer's NACK from the shared cache.
+func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for _, seq := range seqs {
+		f.m.nackReceived.Inc()
+		ts, marker, p, ok := f.cache.get(seq)
+		if !ok || !d.ptOK || d.needKeyframe {
+			f.m.nackMissed.Inc()
+			continue
+		}
+		if d.write(seq, ts, marker, p) == nil {
+			f.m.nackRetransmitted.Inc()
+		}
+	}
+}
+
+// mediaTime is the outgoing RTP timestamp live now: the newest packet's,
+// advanced by the wall time since it arrived (bounded, so a stalled source
+// does not run the clock away).
+func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (uint32, bool) {
+	nanos := f.clockNanos.Load()
+	if nanos == 0 {
+		return 0, false
+	}
+	el := now.Sub(time.Unix(0, nanos))
+	if el < 0 {
+		el = 0
+	}
+	if el > maxExtrapolation {
+		el = maxExtrapolation
+	}
+	return f.clockTS.Load() + uint32(el.Seconds()*float64(f.clockRate.Load())), f.active.Load()
+}
+
+func (f *forwarder) count() int {
+	f.subsMu.Lock()
+	defer f.subsMu.Unlock()
+	return len(*f.subs.Load()) + len(f.pending)
+}

@@ -1,0 +1,179 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Source is what the sfu needs from an ingest session (declared here, by
+// the consumer): a way to ask for a keyframe and to end the session when
+// another publisher takes the stream over.
+type Source interface {
+	RequestKeyframe()
+	Close() error
+}
+
+// Stream is one live show: a video and an audio forwarder, and the current
+// publication, if any.
+type Stream struct {
+	id    string
+	s     *SFU
+	video *forwarder
+	audio *forwarder
+
+	mu      sync.Mutex
+	pub     *Publication
+	lastPLI atomic.Int64
+}
+
+func newStream(id string, s *SFU) *Stream {
+	st := &Stream{id: id, s: s}
+	st.video = newForwarder(true, &s.Tuning, s.m, st.requestKeyframe)
+	st.audio = newForwarder(false, &s.Tuning, s.m, func() {})
+	return st
+}
+
+// ID is the stream id.
+func (st *Stream) ID() string { return st.id }
+
+// Publish makes src the stream's publisher. A previous publisher is closed:
+// a new publish with the right key takes the stream over, and viewers stay.
+func (st *Stream) Publish(src Source) *Publication {
+	p := &Publication{st: st, src: src}
+	st.mu.Lock()
+	prev := st.pub
+	st.pub = p
+	st.mu.Unlock()
+	if prev != nil {
+		prev.end()
+		_ = prev.src.Close()
+	} else {
+		st.s.m.publishers.Inc()
+	}
+	st.s.logger().Info("publisher live", "stream", st.id, "takeover", prev != nil)
+	if st.s.OnLive != nil {
+		st.s.OnLive(st.id, true)
+	}
+	return p
+}
+
+// Live reports whether a publisher is attached.
+func (st *Stream) Live() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.pub != nil
+}
+
+// MediaTime is the outgoing RTP timestamp of the video frame live at now.
+func (st *Stream) MediaTime(now time.Time) (uint32, bool) {
+	ts, ok := st.video.mediaTime(now, st.s.Tuning.ClockExtrapolation)
+	if !ok || now.Sub(time.Unix(0, st.video.clockNanos.Load())) > st.s.Tuning.LiveTimeout {
+		return ts, false
+	}
+	return ts, true
+}
+
+// requestKeyframe merges viewers' keyframe needs: at most one request per
+// PLIInterval reaches the publisher.
+func (st *Stream) requestKeyframe() {
+	now := time.Now().UnixNano()
+	last := st.lastPLI.Load()
+	if now-last < int64(st.s.Tuning.PLIInterval) || !st.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	st.mu.Lock()
+	p := st.pub
+	st.mu.Unlock()
+	if p != nil {
+		st.s.m.pliSent.Inc()
+		p.src.RequestKeyframe()
+	}
+}
+
+func (st *Stream) unpublishAll() {
+	st.mu.Lock()
+	p := st.pub
+	st.mu.Unlock()
+	if p != nil {
+		p.Close()
+		_ = p.src.Close()
+	}
+}
+
+// Publication is one publisher's tenure on a stream.
+type Publication struct {
+	st     *Stream
+	src    Source
+	mu     sync.Mutex
+	tracks []*TrackWriter
+	ended  bool
+}
+
+// Track registers a publisher track and returns the writer its packets go to.
+// One writer per kind is live; a second video track (e.g. a simulcast layer)
+// replaces the first.
+func (p *Publication) Track(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability) *TrackWriter {
+	f := p.st.audio
+	if kind == webrtc.RTPCodecTypeVideo {
+		f = p.st.video
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tw := &TrackWriter{f: f}
+	if p.ended {
+		return tw // gen 0 never matches: writes are dropped
+	}
+	tw.gen = f.attach(codec)
+	p.tracks = append(p.tracks, tw)
+	return tw
+}
+
+// Close ends the publication (the publisher left). Viewers stay connected
+// and resume when the next publisher arrives.
+func (p *Publication) Close() {
+	st := p.st
+	st.mu.Lock()
+	current := st.pub == p
+	if current {
+		st.pub = nil
+	}
+	st.mu.Unlock()
+	p.end()
+	if current {
+		st.s.m.publishers.Dec()
+		st.s.logger().Info("publisher left", "stream", st.id)
+		if st.s.OnLive != nil {
+			st.s.OnLive(st.id, false)
+		}
+	}
+}
+
+func (p *Publication) end() {
+	p.mu.Lock()
+	tracks := p.tracks
+	p.ended = true
+	p.tracks = nil
+	p.mu.Unlock()
+	for _, tw := range tracks {
+		tw.f.detach(tw.gen)
+	}
+}
+
+// TrackWriter takes one publisher track's packets. WriteRTP must be called
+// from a single goroutine; pkt and its payload are not retained.
+type TrackWriter struct {
+	f   *forwarder
+	gen uint64
+}
+
+// WriteRTP forwards a packet that arrived at arrival.
+func (tw *TrackWriter) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
+	if tw.gen == 0 {
+		return
+	}
+	tw.f.write(tw.gen, pkt, arrival)
+}

@@ -1,0 +1,146 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// NetConfig says how peers reach this server.
+type NetConfig struct {
+	// UDPAddr is the one UDP port every peer shares (e.g. ":8189").
+	UDPAddr string
+	// AdvertiseIPs are the addresses put in ICE candidates (NAT 1:1 / Docker).
+	// Empty: the addresses of the host's interfaces.
+	AdvertiseIPs []string
+	// LoopbackOnly keeps ICE on 127.0.0.1/::1 (tests).
+	LoopbackOnly bool
+	Logger       *slog.Logger
+}
+
+// WebRTC owns the shared UDP socket and the two pion APIs built on it: one
+// for publishers (NACK generation, receiver reports, TWCC so browser
+// encoders can ramp up) and one for subscribers (sender reports only; NACKs
+// are answered from the sfu's shared per-track cache, not a per-viewer copy).
+type WebRTC struct {
+	conn   net.PacketConn
+	mux    ice.UDPMux
+	pubAPI *webrtc.API
+	subAPI *webrtc.API
+}
+
+// NewWebRTC opens the UDP port and builds the APIs.
+func NewWebRTC(cfg NetConfig) (*WebRTC, error) {
+	conn, err := net.ListenPacket("udp", cfg.UDPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen webrtc udp %s: %w", cfg.UDPAddr, err)
+	}
+	w := &WebRTC{conn: conn}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	w.mux = webrtc.NewICEUDPMux(lf.NewLogger("ice"), conn)
+
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(w.mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	if cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if len(cfg.AdvertiseIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.AdvertiseIPs, webrtc.ICECandidateTypeHost)
+		for _, ip := range cfg.AdvertiseIPs {
+			if p := net.ParseIP(ip); p != nil && p.IsLoopback() {
+				se.SetIncludeLoopbackCandidate(true)
+			}
+		}
+	}
+	// Reading RTCP ourselves is how PLI/FIR/NACK reach the forwarder; the
+	// buffers pion keeps per stream would otherwise grow for nothing.
+	se.SetReceiveMTU(1500)
+
+	if w.pubAPI, err = newAPI(se, true); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	if w.subAPI, err = newAPI(se, false); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// PublisherAPI is the pion API for ingest peer connections.
+func (w *WebRTC) PublisherAPI() *webrtc.API { return w.pubAPI }
+
+// SubscriberAPI is the pion API for viewer peer connections.
+func (w *WebRTC) SubscriberAPI() *webrtc.API { return w.subAPI }
+
+// LocalAddr is the UDP address the server listens on.
+func (w *WebRTC) LocalAddr() net.Addr { return w.conn.LocalAddr() }
+
+// Close closes the shared socket.
+func (w *WebRTC) Close() error {
+	if w.mux != nil {
+		_ = w.mux.Close()
+	}
+	return w.conn.Close()
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+}
+
+// Codecs lists what streamd accepts from publishers and offers to viewers:
+// what OBS 30+ and browsers send. RTX is deliberately absent: retransmissions
+// travel on the main SSRC, which keeps one outgoing timeline per stream.
+func Codecs() []webrtc.RTPCodecParameters {
+	v := func(pt uint8, mime, fmtp string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: videoFeedback},
+			PayloadType:        webrtc.PayloadType(pt),
+		}
+	}
+	return []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
+		v(102, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"),
+		v(125, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+		v(112, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"),
+		v(96, webrtc.MimeTypeVP8, ""),
+		v(98, webrtc.MimeTypeVP9, "profile-id=0"),
+		v(45, webrtc.MimeTypeAV1, ""),
+		v(49, webrtc.MimeTypeH265, ""),
+	}
+}
+
+func newAPI(se webrtc.SettingEngine, publisher bool) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	for _, c := range Codecs() {
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if err := m.RegisterCodec(c, kind); err != nil {
+			return nil, fmt.Errorf("register codec %s: %w", c.MimeType, err)
+		}
+	}
+	ir := &interceptor.Registry{}
+	if publisher {
+		if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+			return nil, fmt.Errorf("publisher interceptors: %w", err)
+		}
+	} else if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, fmt.Errorf("subscriber interceptors: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}

@@ -1,0 +1,69 @@
+// The viewer page: plays /whep/{stream}, starts muted (autoplay policy),
+// retries while the stream is not live, and shows live / waiting /
+// reconnecting. Other modules (overlay cards, buy sheet) hang off
+// window.streamdPlayer.
+import { whepPlay } from './webrtc.js';
+
+const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
+const video = document.getElementById('video');
+const badge = document.getElementById('state');
+const unmute = document.getElementById('unmute');
+
+const player = { streamId, video, pc: null, state: 'connecting', listeners: [] };
+window.streamdPlayer = player;
+
+const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream' };
+function setState(s) {
+  if (player.state === s) return;
+  player.state = s;
+  badge.dataset.state = s;
+  badge.textContent = labels[s] || s;
+  for (const fn of player.listeners) fn(s);
+}
+
+// Frames flowing means live; a stall means the host is away (the session
+// stays up: the server splices the next publisher in).
+let lastFrame = 0;
+function watchFrames() {
+  const tick = () => { lastFrame = performance.now(); if (player.state !== 'live' && player.pc && player.pc.connectionState === 'connected') setState('live'); video.requestVideoFrameCallback(tick); };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
+  else video.addEventListener('timeupdate', () => { lastFrame = performance.now(); if (player.state !== 'live') setState('live'); });
+  setInterval(() => {
+    if (player.state === 'live' && performance.now() - lastFrame > 2500) setState('waiting');
+  }, 500);
+}
+
+let backoff = 500;
+async function connect() {
+  for (;;) {
+    try {
+      const session = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, {
+        onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; },
+      });
+      player.pc = session.pc;
+      player.session = session;
+      backoff = 500;
+      setState('waiting');
+      await new Promise((resolve) => {
+        session.pc.addEventListener('connectionstatechange', () => {
+          const s = session.pc.connectionState;
+          if (s === 'failed' || s === 'closed') resolve();
+          if (s === 'disconnected') setState('reconnecting');
+          if (s === 'connected' && player.state === 'reconnecting') setState('waiting');
+        });
+      });
+      session.close();
+      setState('reconnecting');
+    } catch (e) {
+      setState(e.status === 404 ? 'missing' : 'reconnecting');
+    }
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(backoff * 2, 5000);
+  }
+}
+
+video.addEventListener('playing', () => { if (video.muted) unmute.hidden = false; });
+unmute.addEventListener('click', () => { video.muted = false; unmute.hidden = true; video.play().catch(() => {}); });
+window.addEventListener('pagehide', () => player.session && player.session.close());
+watchFrames();
+connect();

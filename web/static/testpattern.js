@@ -1,0 +1,51 @@
+// A canvas source whose pixels carry a frame number and the wall-clock time
+// it was drawn (ms since the epoch, low 32 bits) as rows of black/white
+// blocks, plus a check row. Decoding them from played video gives exact
+// glass-to-glass latency and frame identity; block size survives lossy
+// encoders at low bitrates.
+export const BLOCK = 20, BITS = 32, ROWS = 3;
+
+export function createTestPattern({ width = 640, height = 360, fps = 30 } = {}) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width; canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  let frame = 0;
+  const state = { frame: 0, drawnAt: 0 };
+  function bits(y, v) {
+    for (let i = 0; i < BITS; i++) {
+      ctx.fillStyle = ((v >>> (BITS - 1 - i)) & 1) ? '#fff' : '#000';
+      ctx.fillRect(i * BLOCK, y, BLOCK, BLOCK);
+    }
+  }
+  function draw() {
+    frame++;
+    const now = performance.timeOrigin + performance.now();
+    const t = Math.floor(now) >>> 0;
+    ctx.fillStyle = `hsl(${(frame * 3) % 360} 60% 35%)`;
+    ctx.fillRect(0, 0, width, height);
+    ctx.fillStyle = '#fff';
+    ctx.font = 'bold 48px sans-serif';
+    ctx.fillText('streamd #' + frame, 40, height - 60);
+    bits(0, frame); bits(BLOCK, t); bits(2 * BLOCK, (frame ^ t) >>> 0);
+    state.frame = frame; state.drawnAt = now;
+  }
+  draw();
+  const timer = setInterval(draw, 1000 / fps);
+  const stream = canvas.captureStream(fps);
+  return { canvas, stream, state, stop: () => { clearInterval(timer); stream.getTracks().forEach((t) => t.stop()); } };
+}
+
+// decodeFrame reads the pattern from a drawn video frame; null if unreadable.
+export function decodeFrame(ctx, scaleX = 1, scaleY = 1) {
+  const row = (y) => {
+    let v = 0;
+    for (let i = 0; i < BITS; i++) {
+      const px = ctx.getImageData(Math.floor((i * BLOCK + BLOCK / 2) * scaleX), Math.floor((y + BLOCK / 2) * scaleY), 1, 1).data;
+      v = ((v << 1) | ((px[0] + px[1] + px[2]) / 3 > 128 ? 1 : 0)) >>> 0;
+    }
+    return v;
+  };
+  const frame = row(0), t = row(BLOCK), check = row(2 * BLOCK);
+  if (((frame ^ t) >>> 0) !== check) return null;
+  return { frame, t };
+}
