@@ -121,13 +121,18 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 	a.closers = append(a.closers, a.WHIP.Close)
 	a.Streams.Status = a.streamStatus
+	if err := a.initRTSP(); err != nil {
+		return nil, err
+	}
 
 	a.routes()
 	return a, nil
 }
 
 func (a *App) streamStatus(id string) streams.Status {
-	return streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
+	st := streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
+	a.rtspStatus(id, &st)
+	return st
 }
 
 func (a *App) routes() {
