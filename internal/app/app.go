@@ -39,6 +39,10 @@ type App struct {
 	Streams *streams.Registry
 	SFU     *sfu.SFU
 	WHIP    *ingest.WHIP
+	// RTSP is the RTSP server (nil when --rtsp is empty); RTSPPull pulls
+	// the streams that name an rtsp:// source.
+	RTSP     *ingest.RTSPServer
+	RTSPPull *ingest.RTSPPull
 
 	db       *bolt.DB
 	rdb      *redis.Client

@@ -35,13 +35,18 @@ export function createTestPattern({ width = 640, height = 360, fps = 30 } = {}) 
   return { canvas, stream, state, stop: () => { clearInterval(timer); stream.getTracks().forEach((t) => t.stop()); } };
 }
 
-// decodeFrame reads the pattern from a drawn video frame; null if unreadable.
+// decodeFrame reads the pattern from a drawn video frame (one readback of
+// the top rows); null if unreadable. scale = video width / pattern width.
 export function decodeFrame(ctx, scaleX = 1, scaleY = 1) {
+  const w = Math.ceil(BITS * BLOCK * scaleX), h = Math.ceil(ROWS * BLOCK * scaleY);
+  const img = ctx.getImageData(0, 0, w, h);
   const row = (y) => {
     let v = 0;
+    const py = Math.floor((y + BLOCK / 2) * scaleY);
     for (let i = 0; i < BITS; i++) {
-      const px = ctx.getImageData(Math.floor((i * BLOCK + BLOCK / 2) * scaleX), Math.floor((y + BLOCK / 2) * scaleY), 1, 1).data;
-      v = ((v << 1) | ((px[0] + px[1] + px[2]) / 3 > 128 ? 1 : 0)) >>> 0;
+      const px = Math.floor((i * BLOCK + BLOCK / 2) * scaleX);
+      const o = (py * img.width + px) * 4;
+      v = ((v << 1) | ((img.data[o] + img.data[o + 1] + img.data[o + 2]) / 3 > 128 ? 1 : 0)) >>> 0;
     }
     return v;
   };

@@ -1,0 +1,339 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd/sfu"
+)
+
+// Pull source states, as shown in GET /api/streams/{id}.
+const (
+	PullConnecting = "connecting"
+	PullLive       = "live"
+	PullRetrying   = "retrying"
+)
+
+// PullStatus is the state of a stream's pulled source.
+type PullStatus struct {
+	State    string
+	Error    string // the last error, if any
+	Warnings []string
+}
+
+// RTSPPull pulls the streams whose record names an rtsp:// source (IP
+// cameras): while the stream exists it is kept connected, reconnecting with
+// a capped exponential backoff when the camera drops. Configure the fields,
+// then Initialize; Set and Remove follow the stream records.
+type RTSPPull struct {
+	SFU *sfu.SFU
+	// MinBackoff and MaxBackoff bound the wait between attempts (defaults
+	// 500 ms and 10 s); a session that stayed up for a while starts over
+	// at MinBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// ReadTimeout ends a session whose camera sends nothing (default 10 s).
+	ReadTimeout time.Duration
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+
+	reconnects prometheus.Counter
+	live       prometheus.Gauge
+
+	mu     sync.Mutex
+	pulls  map[string]*pull
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Initialize prepares the manager.
+func (m *RTSPPull) Initialize() error {
+	if m.MinBackoff == 0 {
+		m.MinBackoff = 500 * time.Millisecond
+	}
+	if m.MaxBackoff == 0 {
+		m.MaxBackoff = 10 * time.Second
+	}
+	if m.ReadTimeout == 0 {
+		m.ReadTimeout = 10 * time.Second
+	}
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_rtsp_pull_reconnects_total", Help: "RTSP pull sessions retried after a failure or a camera drop."})
+	m.live = prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_rtsp_pull_live", Help: "RTSP pulled sources currently live."})
+	if m.Registerer != nil {
+		m.Registerer.MustRegister(m.reconnects, m.live)
+	}
+	m.pulls = map[string]*pull{}
+	return nil
+}
+
+// Set pulls stream from source (replacing a previous source); an empty
+// source stops pulling it.
+func (m *RTSPPull) Set(stream, source string) {
+	if source == "" {
+		m.Remove(stream)
+		return
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	old := m.pulls[stream]
+	if old != nil && old.source == source {
+		m.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pull{m: m, stream: stream, source: source, ctx: ctx, cancel: cancel, state: PullConnecting}
+	m.pulls[stream] = p
+	m.wg.Add(1)
+	m.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	m.Logger.Info("rtsp pull", "stream", stream, "source", redact(source))
+	go func() {
+		defer m.wg.Done()
+		p.run()
+	}()
+}
+
+// Remove stops pulling stream (its record was deleted).
+func (m *RTSPPull) Remove(stream string) {
+	m.mu.Lock()
+	p := m.pulls[stream]
+	delete(m.pulls, stream)
+	m.mu.Unlock()
+	if p != nil {
+		p.stop()
+		m.Logger.Info("rtsp pull stopped", "stream", stream)
+	}
+}
+
+// Status reports the pulled source of stream, if it has one.
+func (m *RTSPPull) Status(stream string) (PullStatus, bool) {
+	m.mu.Lock()
+	p := m.pulls[stream]
+	m.mu.Unlock()
+	if p == nil {
+		return PullStatus{}, false
+	}
+	return p.status(), true
+}
+
+// Close stops every pull and waits for them.
+func (m *RTSPPull) Close() {
+	m.mu.Lock()
+	m.closed = true
+	all := make([]*pull, 0, len(m.pulls))
+	for _, p := range m.pulls {
+		all = append(all, p)
+	}
+	m.pulls = map[string]*pull{}
+	m.mu.Unlock()
+	for _, p := range all {
+		p.cancel()
+	}
+	m.wg.Wait()
+}
+
+// redact hides a source URL's password in logs.
+func redact(source string) string {
+	u, err := url.Parse(source)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// pull is one stream's source and its reconnect loop.
+type pull struct {
+	m      *RTSPPull
+	stream string
+	source string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	state   string
+	lastErr string
+	media   *rtspMedia
+}
+
+func (p *pull) stop() { p.cancel() }
+
+func (p *pull) status() PullStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := PullStatus{State: p.state, Error: p.lastErr}
+	if p.media != nil {
+		st.Warnings = p.media.Warnings()
+	}
+	return st
+}
+
+func (p *pull) set(state string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.state = state
+	if err != nil {
+		p.lastErr = err.Error()
+	}
+}
+
+var errTakenOver = errors.New("another publisher took the stream over")
+
+func (p *pull) run() {
+	m := p.m
+	backoff := m.MinBackoff
+	for {
+		p.set(PullConnecting, nil)
+		started := time.Now()
+		err := p.session()
+		if p.ctx.Err() != nil {
+			return
+		}
+		m.reconnects.Inc()
+		p.set(PullRetrying, err)
+		m.Logger.Warn("rtsp pull: source failed; retrying", "stream", p.stream, "source", redact(p.source), "err", err, "in", backoff)
+		if time.Since(started) > 10*time.Second {
+			backoff = m.MinBackoff
+		}
+		if errors.Is(err, errTakenOver) {
+			// Wait until the other publisher leaves, rather than taking
+			// the stream back from it at once.
+			for m.SFU.Live(p.stream) {
+				if !p.sleep(backoff) {
+					return
+				}
+			}
+		}
+		if !p.sleep(backoff) {
+			return
+		}
+		backoff = min(backoff*2, m.MaxBackoff)
+	}
+}
+
+func (p *pull) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// session runs one connection to the source until it fails.
+func (p *pull) session() error {
+	m := p.m
+	u, err := base.ParseURL(p.source)
+	if err != nil {
+		return fmt.Errorf("source URL: %w", err)
+	}
+	c := &gortsplib.Client{
+		Scheme:            u.Scheme,
+		Host:              u.Host,
+		ReadTimeout:       m.ReadTimeout,
+		OnTransportSwitch: func(err error) { m.Logger.Info("rtsp pull: transport switch", "stream", p.stream, "reason", err) },
+		OnPacketsLost:     func(lost uint64) { m.Logger.Debug("rtsp pull: packets lost", "stream", p.stream, "lost", lost) },
+		OnDecodeError:     func(err error) { m.Logger.Debug("rtsp pull: decode error", "stream", p.stream, "err", err) },
+	}
+	if err := c.Start2(); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	// Close the client when the pull is stopped (stream deleted, shutdown)
+	// or another publisher takes the stream over.
+	src := &pullSource{closed: make(chan struct{})}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-p.ctx.Done():
+		case <-src.closed:
+		case <-done:
+		}
+		c.Close()
+	}()
+	defer func() {
+		close(done)
+		<-stopped
+	}()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	media, err := planRTSPMedia(p.stream, desc, m.Logger)
+	p.mu.Lock()
+	p.media = media
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := c.SetupAll(desc.BaseURL, media.medias()); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	var live atomic.Bool
+	media.onPacket = func() {
+		if !live.Load() && live.CompareAndSwap(false, true) {
+			p.set(PullLive, nil)
+			m.live.Inc()
+			m.Logger.Info("rtsp pull live", "stream", p.stream)
+		}
+	}
+	defer func() {
+		if live.Load() {
+			m.live.Dec()
+		}
+	}()
+	for _, t := range media.tracks {
+		c.OnPacketRTP(t.medi, t.forma, t.handle)
+	}
+	pub := m.SFU.Stream(p.stream).Publish(src)
+	defer pub.Close()
+	media.attach(pub)
+	if _, err := c.Play(nil); err != nil {
+		return fmt.Errorf("play: %w", err)
+	}
+	err = c.Wait()
+	select {
+	case <-src.closed:
+		return errTakenOver
+	default:
+	}
+	if err == nil {
+		return errors.New("the source closed the session")
+	}
+	return fmt.Errorf("connection to the source lost: %w", err)
+}
+
+// pullSource is the sfu Source of one pull session.
+type pullSource struct {
+	once   sync.Once
+	closed chan struct{}
+}
+
+// RequestKeyframe: RTSP has no way to ask a camera for a keyframe.
+func (s *pullSource) RequestKeyframe() {}
+
+// Close ends the session (another publisher took the stream over).
+func (s *pullSource) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
