@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Tuning holds the sfu's knobs with their defaults (DefaultTuning).

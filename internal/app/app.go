@@ -25,20 +25,26 @@ import (
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/streamd/streamd/cart"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/overlay"
 	"github.com/streamd/streamd/sfu"
+	"github.com/streamd/streamd/showroom"
 	"github.com/streamd/streamd/streams"
 	"github.com/streamd/streamd/web"
 )
 
 // App is one running streamd server.
 type App struct {
-	Config  Config
-	Logger  *slog.Logger
-	Streams *streams.Registry
-	SFU     *sfu.SFU
-	WHIP    *ingest.WHIP
+	Config   Config
+	Logger   *slog.Logger
+	Streams  *streams.Registry
+	SFU      *sfu.SFU
+	WHIP     *ingest.WHIP
+	Cart     *cart.Service
+	Overlay  *overlay.Server
+	Showroom *showroom.Server
 	// RTSP is the RTSP server (nil when --rtsp is empty); RTSPPull pulls
 	// the streams that name an rtsp:// source.
 	RTSP     *ingest.RTSPServer
@@ -125,6 +131,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 	a.closers = append(a.closers, a.WHIP.Close)
 	a.Streams.Status = a.streamStatus
+	if err := a.initCommerce(); err != nil {
+		return nil, err
+	}
 	if err := a.initRTSP(); err != nil {
 		return nil, err
 	}
@@ -144,6 +153,9 @@ func (a *App) routes() {
 	a.Streams.Register(m)
 	a.SFU.Register(m)
 	a.WHIP.Register(m)
+	a.Cart.Register(m)
+	a.Overlay.Register(m)
+	a.Showroom.Register(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

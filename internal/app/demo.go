@@ -23,6 +23,9 @@ func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
 	if created {
 		fmt.Fprintln(out, "created the demo stream")
 	}
+	if err := a.Cart.SeedDemo(ctx); err != nil {
+		return fmt.Errorf("demo catalog: %w", err)
+	}
 	fmt.Fprintf(out, "\nOBS → Settings → Stream → Service: WHIP\n  Server:       %s/whip/%s\n  Bearer Token: %s\n", base, rec.ID, rec.PublishKey)
 	fmt.Fprintf(out, "Go live from a browser: %s/publish/%s\nWatch:                  %s/watch/%s\n\n", base, rec.ID, base, rec.ID)
 	return nil

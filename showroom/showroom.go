@@ -1,0 +1,281 @@
+// Package showroom is the staff side of a show: pushing product cards (with
+// flash deals) onto a stream, and the pages staff and visitors use. It joins
+// the catalog (cart) and the overlay: a card push sets the deal in the cart
+// first — so checkout charges the deal price from the instant the card can
+// appear — then publishes the card, stamped with the media clock.
+package showroom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/streamd/streamd/cart"
+	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/overlay"
+)
+
+// Catalog is what showroom needs of the cart.
+type Catalog interface {
+	GetProduct(ctx context.Context, id string) (cart.Product, error)
+	SetDeal(ctx context.Context, id string, d cart.Deal) error
+	ClearDeal(ctx context.Context, id string) error
+}
+
+// Overlay is what showroom needs of the overlay.
+type Overlay interface {
+	PublishCard(ctx context.Context, stream, action string, card json.RawMessage) (overlay.Event, error)
+}
+
+// Streams tells which streams exist.
+type Streams interface {
+	StreamExists(ctx context.Context, id string) (bool, error)
+}
+
+// Server serves the card API.
+type Server struct {
+	Catalog    Catalog
+	Overlay    Overlay
+	Streams    Streams
+	StaffToken string
+	Logger     *slog.Logger
+	Now        func() time.Time
+
+	mu     sync.Mutex
+	recent map[string]recentPush // idempotency key → response
+}
+
+type recentPush struct {
+	at   time.Time
+	body pushResponse
+}
+
+// Initialize prepares the server.
+func (s *Server) Initialize() error {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	s.recent = map[string]recentPush{}
+	return nil
+}
+
+// Register mounts the card API.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/streams/{id}/cards", s.handleCard)
+}
+
+// CardRequest is the body of POST /api/streams/{id}/cards.
+type CardRequest struct {
+	Action    string          `json:"action"`
+	ProductID string          `json:"product_id"`
+	Deal      json.RawMessage `json:"deal,omitempty"` // absent: keep; null: end the deal
+}
+
+// DealRequest is a flash deal on a card: a price until ends_at (or for
+// duration_s seconds), an optional cap on units and per buyer.
+type DealRequest struct {
+	Price          *cart.Money `json:"price"`
+	EndsAt         *time.Time  `json:"ends_at,omitempty"`
+	DurationS      float64     `json:"duration_s,omitempty"`
+	Quantity       int         `json:"quantity,omitempty"`
+	PerBuyer       int         `json:"per_buyer,omitempty"`
+	HoldTTLSeconds int         `json:"hold_ttl_seconds,omitempty"`
+}
+
+// Card is what viewers receive in card events.
+type Card struct {
+	ProductID   string     `json:"product_id"`
+	Title       string     `json:"title"`
+	Description string     `json:"description,omitempty"`
+	Image       string     `json:"image,omitempty"`
+	Price       cart.Money `json:"price"`
+	Available   int        `json:"available"`
+	SKUs        []CardSKU  `json:"skus,omitempty"`
+	Deal        *CardDeal  `json:"deal"`
+}
+
+// CardSKU is a variant offered on the card.
+type CardSKU struct {
+	ID        string `json:"id"`
+	Title     string `json:"title"`
+	Available int    `json:"available"`
+}
+
+// CardDeal is the flash deal shown on a card.
+type CardDeal struct {
+	Price     cart.Money `json:"price"`
+	EndsAt    time.Time  `json:"ends_at"`
+	EndsAtMS  int64      `json:"ends_at_ms"`
+	Quantity  int        `json:"quantity,omitempty"`
+	Remaining *int       `json:"remaining,omitempty"`
+}
+
+type pushResponse struct {
+	EventID string `json:"event_id"`
+	Seq     uint64 `json:"seq"`
+	Action  string `json:"action"`
+	Card    *Card  `json:"card"`
+}
+
+const maxCardBody = 8 << 10
+
+func (s *Server) handleCard(w http.ResponseWriter, r *http.Request) {
+	if !httpx.RequireStaff(w, r, s.StaffToken) {
+		return
+	}
+	stream := r.PathValue("id")
+	ok, err := s.Streams.StreamExists(r.Context(), stream)
+	if err != nil {
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
+		return
+	}
+	if !ok {
+		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream)
+		return
+	}
+	var req CardRequest
+	if !httpx.DecodeJSON(w, r, maxCardBody, &req) {
+		return
+	}
+	idem := r.Header.Get("Idempotency-Key")
+	if idem != "" {
+		if prev, ok := s.seen(stream + "\x00" + idem); ok {
+			w.Header().Set("Idempotent-Replayed", "true")
+			httpx.WriteJSON(w, http.StatusOK, prev)
+			return
+		}
+	}
+	resp, status, code, msg := s.push(r.Context(), stream, req)
+	if status != 0 {
+		httpx.WriteError(w, status, code, msg)
+		return
+	}
+	if idem != "" {
+		s.remember(stream+"\x00"+idem, resp)
+	}
+	httpx.WriteJSON(w, http.StatusCreated, resp)
+}
+
+func (s *Server) push(ctx context.Context, stream string, req CardRequest) (pushResponse, int, string, string) {
+	switch req.Action {
+	case "show", "update", "hide":
+	default:
+		return pushResponse{}, http.StatusBadRequest, "invalid", `action must be "show", "hide" or "update"`
+	}
+	if req.Action == "hide" {
+		ev, err := s.Overlay.PublishCard(ctx, stream, "hide", json.RawMessage("null"))
+		if err != nil {
+			s.Logger.Error("publish hide", "stream", stream, "err", err)
+			return pushResponse{}, http.StatusServiceUnavailable, "overlay_unavailable", "could not publish the card; retry"
+		}
+		return pushResponse{EventID: ev.ID, Seq: ev.Seq, Action: "hide"}, 0, "", ""
+	}
+	if req.ProductID == "" {
+		return pushResponse{}, http.StatusBadRequest, "invalid", "product_id is required to show a card"
+	}
+	if _, err := s.Catalog.GetProduct(ctx, req.ProductID); errors.Is(err, cart.ErrNotFound) {
+		return pushResponse{}, http.StatusNotFound, "unknown_product", "no product "+req.ProductID
+	} else if err != nil {
+		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
+	}
+	if len(req.Deal) > 0 {
+		if status, code, msg := s.applyDeal(ctx, req.ProductID, req.Deal); status != 0 {
+			return pushResponse{}, status, code, msg
+		}
+	}
+	p, err := s.Catalog.GetProduct(ctx, req.ProductID)
+	if err != nil {
+		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
+	}
+	card := cardOf(p, s.Now())
+	b, _ := json.Marshal(card)
+	ev, err := s.Overlay.PublishCard(ctx, stream, req.Action, b)
+	if err != nil {
+		s.Logger.Error("publish card", "stream", stream, "err", err)
+		return pushResponse{}, http.StatusServiceUnavailable, "overlay_unavailable", "could not publish the card; retry"
+	}
+	return pushResponse{EventID: ev.ID, Seq: ev.Seq, Action: req.Action, Card: &card}, 0, "", ""
+}
+
+func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMessage) (int, string, string) {
+	if strings.TrimSpace(string(raw)) == "null" {
+		if err := s.Catalog.ClearDeal(ctx, productID); err != nil && !errors.Is(err, cart.ErrNotFound) {
+			return http.StatusInternalServerError, "internal", "could not end the deal"
+		}
+		return 0, "", ""
+	}
+	var d DealRequest
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return http.StatusBadRequest, "invalid", "deal: " + err.Error()
+	}
+	if d.Price == nil || d.Price.Amount <= 0 {
+		return http.StatusBadRequest, "invalid", "deal.price {amount, currency} is required and must be positive"
+	}
+	if d.Quantity < 0 || d.PerBuyer < 0 || d.DurationS < 0 || d.HoldTTLSeconds < 0 {
+		return http.StatusBadRequest, "invalid", "deal quantity, per_buyer, duration_s and hold_ttl_seconds must not be negative"
+	}
+	var ends time.Time
+	switch {
+	case d.EndsAt != nil:
+		ends = *d.EndsAt
+	case d.DurationS > 0:
+		ends = s.Now().Add(time.Duration(d.DurationS * float64(time.Second)))
+	default:
+		return http.StatusBadRequest, "invalid", "deal needs ends_at (RFC 3339) or duration_s"
+	}
+	if !ends.After(s.Now()) {
+		return http.StatusBadRequest, "invalid", "deal.ends_at is in the past"
+	}
+	deal := cart.Deal{Price: *d.Price, EndsAt: ends.UTC(), Quantity: d.Quantity, PerBuyer: d.PerBuyer, HoldTTL: time.Duration(d.HoldTTLSeconds) * time.Second}
+	if err := s.Catalog.SetDeal(ctx, productID, deal); err != nil {
+		return http.StatusBadRequest, "invalid", "deal refused: " + err.Error()
+	}
+	return 0, "", ""
+}
+
+func cardOf(p cart.Product, now time.Time) Card {
+	c := Card{ProductID: p.ID, Title: p.Title, Description: p.Description, Price: p.Price, Available: p.Available}
+	if len(p.Images) > 0 {
+		c.Image = p.Images[0]
+	}
+	if len(p.SKUs) > 1 {
+		for _, sku := range p.SKUs {
+			c.SKUs = append(c.SKUs, CardSKU{ID: sku.ID, Title: sku.Title, Available: sku.Available})
+		}
+	}
+	if p.Deal != nil && p.Deal.Active(now) {
+		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining}
+	}
+	return c
+}
+
+func (s *Server) seen(key string) (pushResponse, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now()
+	for k, v := range s.recent {
+		if now.Sub(v.at) > time.Minute {
+			delete(s.recent, k)
+		}
+	}
+	v, ok := s.recent[key]
+	return v.body, ok
+}
+
+func (s *Server) remember(key string, body pushResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recent) < 10000 {
+		s.recent[key] = recentPush{at: s.Now(), body: body}
+	}
+}
