@@ -57,6 +57,7 @@ type forwarder struct {
 	clockTS    atomic.Uint32
 	clockNanos atomic.Int64
 	clockRate  atomic.Uint32
+	clockStep  atomic.Uint32 // timestamp step between the last two frames
 	active     atomic.Bool
 }
 
@@ -146,6 +147,9 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	outSeq := pkt.SequenceNumber + f.seqOffset
 	outTS := pkt.Timestamp + f.tsOffset
 	if !f.haveOut || int16(outSeq-f.lastOutSeq) > 0 {
+		if step := outTS - f.lastOutTS; f.haveOut && step > 0 && step < f.codec.ClockRate {
+			f.clockStep.Store(step)
+		}
 		f.haveOut, f.lastOutSeq, f.lastOutTS, f.lastArr = true, outSeq, outTS, arrival
 		f.clockTS.Store(outTS)
 		f.clockNanos.Store(arrival.UnixNano())
@@ -297,22 +301,26 @@ func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	}
 }
 
-// mediaTime is the outgoing RTP timestamp live now: the newest packet's,
-// advanced by the wall time since it arrived (bounded, so a stalled source
-// does not run the clock away).
+// mediaTime is the outgoing RTP timestamp of the frame live now: the newest
+// frame forwarded. If the source is late by more than a frame (a stall, a
+// dropped frame) it advances in whole frame steps, so the stamp always names
+// a frame viewers will actually receive rather than a point between two, and
+// never more than maxExtrapolation past the newest packet.
 func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (uint32, bool) {
 	nanos := f.clockNanos.Load()
 	if nanos == 0 {
 		return 0, false
 	}
+	ts := f.clockTS.Load()
 	el := now.Sub(time.Unix(0, nanos))
-	if el < 0 {
-		el = 0
-	}
 	if el > maxExtrapolation {
 		el = maxExtrapolation
 	}
-	return f.clockTS.Load() + uint32(el.Seconds()*float64(f.clockRate.Load())), f.active.Load()
+	if step := f.clockStep.Load(); el > 0 && step > 0 {
+		elTS := uint32(el.Seconds() * float64(f.clockRate.Load()))
+		ts += elTS / step * step
+	}
+	return ts, f.active.Load()
 }
 
 func (f *forwarder) count() int {

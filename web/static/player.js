@@ -3,6 +3,8 @@
 // reconnecting. Other modules (overlay cards, buy sheet) hang off
 // window.streamdPlayer.
 import { whepPlay } from './webrtc.js';
+import { connectOverlay, createFrameSync } from './overlay-client.js';
+import { createCardView } from './card.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 const video = document.getElementById('video');
@@ -65,5 +67,27 @@ async function connect() {
 video.addEventListener('playing', () => { if (video.muted) unmute.hidden = false; });
 unmute.addEventListener('click', () => { video.muted = false; unmute.hidden = true; video.play().catch(() => {}); });
 window.addEventListener('pagehide', () => player.session && player.session.close());
+// Product cards: received at once over the overlay socket, revealed on the
+// video frame they were pushed on (createFrameSync), so a card never shows
+// before the host holds the product up, however late this viewer's video is.
+const cardView = createCardView(document.getElementById('overlay'), player);
+player.cardView = cardView;
+player.reveals = [];
+const sync = createFrameSync(video, {
+  onReveal: (ev, md) => {
+    player.reveals.push({ seq: ev.seq, id: ev.id, action: ev.action, rtp_ts: ev.media && ev.media.rtp_ts, frame_rtp: md ? md.rtpTimestamp : null });
+    cardView.show(ev.action === 'hide' ? null : ev.card, ev);
+  },
+});
+player.sync = sync;
+player.overlay = connectOverlay(streamId, {
+  onSnapshot: (m) => { sync.clear(); cardView.setStock(m.stock); cardView.show(m.card, m); },
+  onCard: (m) => sync.push(m),
+  onStock: (m) => cardView.stock(m.product_id, m.available),
+  onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },
+});
+player.eventListeners = [];
+player.serverNow = () => player.overlay.serverNow();
+
 watchFrames();
 connect();

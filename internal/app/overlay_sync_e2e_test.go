@@ -1,0 +1,110 @@
+package app
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/internal/browsertest"
+)
+
+type reveal struct {
+	Seq      uint64 `json:"seq"`
+	Action   string `json:"action"`
+	RTPTS    *int64 `json:"rtp_ts"`
+	FrameRTP *int64 `json:"frame_rtp"`
+}
+
+// frameOf maps an RTP timestamp to the pattern frame decoded from the
+// played frame that carried it.
+func frameOf(samples []glassSample, rtp int64) (uint32, bool) {
+	for _, s := range samples {
+		if s.RTP != nil && *s.RTP == rtp {
+			return s.Frame, true
+		}
+	}
+	return 0, false
+}
+
+// TestBrowserCardOnFrame pushes a card while frame F is being published and
+// checks the player reveals it on the frame F (±1) — also when the player's
+// video is held back 500 ms, which proves the card waits for the video and
+// not for the socket.
+func TestBrowserCardOnFrame(t *testing.T) {
+	b := browsertest.Launch(t)
+	a := startApp(t, nil)
+	key := createStream(t, a, "sync")
+	if code := api(t, "POST", a.BaseURL()+"/api/products", testStaff, map[string]any{"id": "bag", "title": "Leather bag", "price": map[string]any{"amount": 4900, "currency": "eur"}, "stock": 10}, nil); code != 201 {
+		t.Fatalf("create product: %d", code)
+	}
+	player := openPlayer(t, b, a.BaseURL(), "sync")
+	pub := publishCanvas(t, b, a.BaseURL(), "sync", key, "vp8")
+	if err := browsertest.WaitFor(player, 15*time.Second, `window.__glass.length > 30 && window.streamdPlayer.state === 'live'`); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		delayMS int
+	}{{"no-extra-delay", 0}, {"video-held-500ms", 500}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.delayMS > 0 {
+				js := fmt.Sprintf(`(() => { for (const r of window.streamdPlayer.pc.getReceivers()) { r.jitterBufferTarget = %d; } return true; })()`, tc.delayMS)
+				if _, err := browsertest.Eval[bool](player, 5*time.Second, js); err != nil {
+					t.Fatal(err)
+				}
+				// Let the jitter buffer grow to its new target.
+				time.Sleep(3 * time.Second)
+				lat, _ := browsertest.Eval[int](player, 5*time.Second, `window.__glass[window.__glass.length-1].latency_ms`)
+				if lat < tc.delayMS/2 {
+					t.Fatalf("video latency %d ms: the playout delay did not take", lat)
+				}
+				t.Logf("video now plays %d ms behind the publisher", lat)
+			}
+			for round := 0; round < 3; round++ {
+				fpub, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var push struct {
+					Seq uint64 `json:"seq"`
+				}
+				action := []string{"show", "hide", "show"}[round]
+				if code := api(t, "POST", a.BaseURL()+"/api/streams/sync/cards", testStaff, map[string]any{"action": action, "product_id": "bag"}, &push); code != 201 {
+					t.Fatalf("push card: %d", code)
+				}
+				wait := fmt.Sprintf(`window.streamdPlayer.reveals.some(r => r.seq === %d)`, push.Seq)
+				if err := browsertest.WaitFor(player, 10*time.Second, wait); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(200 * time.Millisecond) // the probe records the same frame
+				revs, err := browsertest.Eval[[]reveal](player, 5*time.Second, fmt.Sprintf(`window.streamdPlayer.reveals.filter(r => r.seq === %d)`, push.Seq))
+				if err != nil || len(revs) != 1 {
+					t.Fatalf("reveal of seq %d: %v %v", push.Seq, revs, err)
+				}
+				r := revs[0]
+				if r.RTPTS == nil || r.FrameRTP == nil {
+					t.Fatalf("card seq %d was not revealed on a stamped frame: %+v", push.Seq, r)
+				}
+				samples, err := browsertest.Eval[[]glassSample](player, 5*time.Second, `window.__glass.slice(-400)`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				shown, ok := frameOf(samples, *r.FrameRTP)
+				if !ok {
+					t.Fatalf("no decoded frame with rtp %d", *r.FrameRTP)
+				}
+				diff := int(shown) - fpub
+				t.Logf("%s %s: pushed at publisher frame %d, revealed on frame %d (error %+d frames)", tc.name, action, fpub, shown, diff)
+				if diff < -1 || diff > 1 {
+					t.Fatalf("card %s revealed on frame %d, pushed at frame %d: off by %d frames", action, shown, fpub, diff)
+				}
+				// Show → hide must toggle what is on screen.
+				visible, _ := browsertest.Eval[bool](player, 5*time.Second, `!document.querySelector('.card').hidden`)
+				if visible != (action == "show") {
+					t.Fatalf("after %s the card visible=%v", action, visible)
+				}
+			}
+		})
+	}
+}
