@@ -230,6 +230,12 @@ func (f *forwarder) admitPending(frameStart bool) {
 	f.subs.Store(&next)
 	f.subsMu.Unlock()
 
+	needKey := false
+	defer func() {
+		if needKey {
+			f.keyframeNeeded()
+		}
+	}()
 	for _, d := range pend {
 		d.selectCodec(f.codec)
 		d.needKeyframe = false
@@ -251,7 +257,7 @@ func (f *forwarder) admitPending(frameStart bool) {
 			f.m.cacheReplayPackets.Add(float64(n))
 		default:
 			d.needKeyframe = true
-			f.keyframeNeeded()
+			needKey = true
 		}
 	}
 }

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildStreamd compiles the real binary once per test.
+func buildStreamd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "streamd")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// runStreamd starts the binary and waits for /healthz.
+func runStreamd(t *testing.T, bin, dir string, port int, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"--http", fmt.Sprintf("127.0.0.1:%d", port), "--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1",
+		"--rtsp", "", "--data", dir, "--staff-token", testStaff}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if !testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = nil, nil
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	for i := 0; i < 200; i++ {
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("streamd did not come up")
+	return nil
+}
+
+// TestOrdersSurviveSIGKILL kills streamd with SIGKILL under checkout load
+// and restarts it on the same data dir: every order that got a 201 is
+// there, and no stock stays held once the hold time has passed.
+func TestOrdersSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildStreamd(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	srv := runStreamd(t, bin, dir, port, "--hold-ttl", "2s")
+	const stock = 100000
+	if code := api(t, "POST", base+"/api/products", testStaff, map[string]any{"id": "tee", "title": "Tee", "price": map[string]any{"amount": 1500, "currency": "eur"}, "stock": stock}, nil); code != 201 {
+		t.Fatalf("create product: %d", code)
+	}
+
+	var mu sync.Mutex
+	var got []string // order ids that got a 201
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body, _ := json.Marshal(map[string]any{"items": []map[string]any{{"product_id": "tee", "quantity": 1}}})
+				req, _ := http.NewRequest("POST", base+"/api/checkout", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("kill-%d-%d", w, i))
+				res, err := client.Do(req)
+				if err != nil {
+					continue // the server is being killed
+				}
+				var o struct {
+					ID string `json:"order_id"`
+				}
+				_ = json.NewDecoder(res.Body).Decode(&o)
+				res.Body.Close()
+				if res.StatusCode == 201 {
+					mu.Lock()
+					got = append(got, o.ID)
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = srv.Process.Wait()
+	close(stop)
+	wg.Wait()
+	if len(got) < 50 {
+		t.Fatalf("only %d orders before the kill: the load did not run", len(got))
+	}
+
+	runStreamd(t, bin, dir, port, "--hold-ttl", "2s")
+	for _, id := range got {
+		var o struct {
+			Status string `json:"status"`
+		}
+		if code := api(t, "GET", base+"/api/orders/"+id, "", nil, &o); code != 200 || o.Status != "paid" {
+			t.Fatalf("order %s got a 201 before the kill; after restart: HTTP %d status %q", id, code, o.Status)
+		}
+	}
+	// Holds of requests cut off by the kill expire and return to stock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var p struct {
+			Available int `json:"available"`
+			SKUs      []struct {
+				Held int `json:"held"`
+				Sold int `json:"sold"`
+			} `json:"skus"`
+		}
+		api(t, "GET", base+"/api/products/tee", "", nil, &p)
+		held, sold := 0, 0
+		for _, s := range p.SKUs {
+			held += s.Held
+			sold += s.Sold
+		}
+		if held == 0 && p.Available == stock-sold && sold >= len(got) {
+			t.Logf("%d orders acknowledged before SIGKILL, all present after restart; %d sold, 0 held, %d available", len(got), sold, p.Available)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: %d held, %d sold (%d acknowledged), %d available of %d", held, sold, len(got), p.Available, stock)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,267 @@
+package sfu
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// sinkWriter stands in for a viewer's SRTP writer: it records what it gets.
+type sinkWriter struct {
+	n       atomic.Int64
+	lastSeq uint16
+	lastTS  uint32
+	lastPT  uint8
+	fail    bool
+}
+
+func (w *sinkWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	if w.fail {
+		return 0, errTestWrite
+	}
+	w.n.Add(1)
+	w.lastSeq, w.lastTS, w.lastPT = h.SequenceNumber, h.Timestamp, h.PayloadType
+	return len(p), nil
+}
+func (w *sinkWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+type testErr string
+
+func (e testErr) Error() string { return string(e) }
+
+const errTestWrite = testErr("write failed")
+
+var h264 = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "packetization-mode=1;profile-level-id=42e01f"}
+
+func testForwarder(t testing.TB) (*forwarder, *int) {
+	tun := DefaultTuning()
+	plis := 0
+	f := newForwarder(true, &tun, newMetrics(nil), func() { plis++ })
+	return f, &plis
+}
+
+func viewer(f *forwarder, w webrtc.TrackLocalWriter) *downTrack {
+	d := newDownTrack("video", "s", webrtc.RTPCodecTypeVideo)
+	d.params = []webrtc.RTPCodecParameters{{RTPCodecCapability: h264, PayloadType: 102}}
+	d.writer = w
+	d.ssrc = 1234
+	f.add(d)
+	return d
+}
+
+var (
+	idr   = []byte{0x65, 0x88, 0x84, 0x00}
+	slice = []byte{0x41, 0x9a, 0x02, 0x00}
+)
+
+func pkt(seq uint16, ts uint32, payload []byte, marker bool) *rtp.Packet {
+	return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: marker, SSRC: 99}, Payload: payload}
+}
+
+func TestForwarderJoinFromCacheAndSplice(t *testing.T) {
+	f, plis := testForwarder(t)
+	gen := f.attach(h264)
+	now := time.Now()
+	a := &sinkWriter{}
+	viewer(f, a)
+	f.write(gen, pkt(100, 9000, slice, true), now) // before any keyframe: dropped
+	if a.n.Load() != 0 {
+		t.Fatal("forwarded before the first keyframe")
+	}
+	f.write(gen, pkt(101, 12000, idr, true), now)
+	f.write(gen, pkt(102, 15000, slice, true), now)
+	if a.n.Load() != 2 || a.lastPT != 102 {
+		t.Fatalf("viewer a got %d packets pt %d", a.n.Load(), a.lastPT)
+	}
+	// A late joiner gets the cached GOP (IDR + slice) at once, no PLI.
+	b := &sinkWriter{}
+	viewer(f, b)
+	f.write(gen, pkt(103, 18000, slice, true), now)
+	if b.n.Load() != 3 || *plis != 0 {
+		t.Fatalf("late joiner got %d packets (want 3 from cache+live), %d PLIs", b.n.Load(), *plis)
+	}
+	// A new source is spliced in: sequence continues, timestamps move on.
+	lastSeq, lastTS := a.lastSeq, a.lastTS
+	f.detach(gen)
+	gen2 := f.attach(h264)
+	later := now.Add(100 * time.Millisecond)
+	f.write(gen2, pkt(5000, 777, slice, true), later) // waits for a keyframe
+	f.write(gen2, pkt(5001, 999, idr, true), later)
+	if a.lastSeq != lastSeq+1 {
+		t.Fatalf("seq after splice %d, want %d", a.lastSeq, lastSeq+1)
+	}
+	if d := int32(a.lastTS - lastTS); d < 8000 || d > 10000 {
+		t.Fatalf("ts advanced by %d over 100 ms, want ~9000", d)
+	}
+	// Writes from the old generation are ignored.
+	n := a.n.Load()
+	f.write(gen, pkt(104, 21000, slice, true), later)
+	if a.n.Load() != n {
+		t.Fatal("a stale source was forwarded")
+	}
+}
+
+func TestForwarderNoCacheRequestsKeyframeAndFailingViewer(t *testing.T) {
+	f, plis := testForwarder(t)
+	gen := f.attach(h264)
+	now := time.Now()
+	f.write(gen, pkt(1, 0, idr, true), now)
+	f.gop.invalidate() // e.g. the GOP outgrew the cache
+	bad := &sinkWriter{fail: true}
+	good := &sinkWriter{}
+	viewer(f, bad)
+	viewer(f, good)
+	f.write(gen, pkt(2, 3000, slice, true), now)
+	if *plis != 1 {
+		t.Fatalf("joiners without a cache asked for %d keyframes, want 1", *plis)
+	}
+	f.write(gen, pkt(3, 6000, idr, true), now)
+	f.write(gen, pkt(4, 9000, slice, true), now)
+	if good.n.Load() != 2 {
+		t.Fatalf("good viewer got %d packets, want 2 (from the keyframe)", good.n.Load())
+	}
+}
+
+func TestGOPCacheBounded(t *testing.T) {
+	g := newGOPCache(1000)
+	g.startKeyframe(1)
+	for i := 0; i < 5; i++ {
+		if !g.add(uint16(i), 1, false, make([]byte, 200)) {
+			t.Fatalf("packet %d refused under the bound", i)
+		}
+	}
+	if g.add(5, 1, false, make([]byte, 200)) || g.valid {
+		t.Fatal("cache grew past its bound")
+	}
+}
+
+func TestNACKFromSharedCache(t *testing.T) {
+	f, _ := testForwarder(t)
+	gen := f.attach(h264)
+	w := &sinkWriter{}
+	d := viewer(f, w)
+	now := time.Now()
+	f.write(gen, pkt(10, 0, idr, true), now)
+	f.write(gen, pkt(11, 3000, slice, true), now)
+	n := w.n.Load()
+	f.retransmit(d, []uint16{10, 11, 500})
+	if w.n.Load() != n+2 {
+		t.Fatalf("retransmitted %d, want 2", w.n.Load()-n)
+	}
+}
+
+func TestMediaClockWholeFrames(t *testing.T) {
+	f, _ := testForwarder(t)
+	gen := f.attach(h264)
+	t0 := time.Now()
+	f.write(gen, pkt(1, 90000, idr, true), t0)
+	f.write(gen, pkt(2, 93000, slice, true), t0.Add(33*time.Millisecond))
+	ts, live := f.mediaTime(t0.Add(40*time.Millisecond), time.Second)
+	if !live || ts != 93000 {
+		t.Fatalf("media time %d live %v, want the newest frame 93000", ts, live)
+	}
+	ts, _ = f.mediaTime(t0.Add(33*time.Millisecond+70*time.Millisecond), time.Second)
+	if ts != 99000 {
+		t.Fatalf("after a 70 ms stall media time %d, want two frame steps on (99000)", ts)
+	}
+}
+
+func TestKeyframeDetection(t *testing.T) {
+	cases := []struct {
+		k    codecKind
+		p    []byte
+		want bool
+	}{
+		{codecH264, []byte{0x65}, true},
+		{codecH264, []byte{0x67}, true},
+		{codecH264, []byte{0x41}, false},
+		{codecH264, []byte{0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0x01}, true}, // STAP-A SPS+PPS
+		{codecH264, []byte{0x7c, 0x85}, true},                             // FU-A start of IDR
+		{codecH264, []byte{0x7c, 0x05}, false},                            // FU-A middle
+		{codecVP8, []byte{0x10, 0x00}, true},
+		{codecVP8, []byte{0x10, 0x01}, false},
+		{codecVP8, []byte{0x90, 0x80, 0x12, 0x00}, true}, // X, I: 7-bit picture id
+		{codecVP9, []byte{0x08}, true},
+		{codecVP9, []byte{0x48}, false},
+		{codecAV1, []byte{0x08}, true},
+		{codecAV1, []byte{0x00}, false},
+		{codecH265, []byte{19 << 1, 1}, true},
+		{codecH265, []byte{1 << 1, 1}, false},
+	}
+	for i, c := range cases {
+		if got := isKeyframeStart(c.k, c.p); got != c.want {
+			t.Errorf("case %d: got %v want %v", i, got, c.want)
+		}
+	}
+}
+
+// The fan-out allocates nothing per packet.
+func TestFanoutAllocatesNothing(t *testing.T) {
+	f, _ := testForwarder(t)
+	gen := f.attach(h264)
+	for i := 0; i < 50; i++ {
+		viewer(f, &sinkWriter{})
+	}
+	now := time.Now()
+	f.write(gen, pkt(0, 0, idr, true), now)
+	seq := uint16(1)
+	payload := make([]byte, 1100)
+	payload[0] = 0x41
+	p := pkt(0, 0, payload, true)
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.SequenceNumber = seq
+		p.Timestamp = uint32(seq) * 3000
+		f.write(gen, p, now)
+		seq++
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per forwarded packet", allocs)
+	}
+}
+
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{10, 100, 300} {
+		b.Run(itoa(n), func(b *testing.B) {
+			f, _ := testForwarder(b)
+			gen := f.attach(h264)
+			for i := 0; i < n; i++ {
+				viewer(f, &sinkWriter{})
+			}
+			now := time.Now()
+			f.write(gen, pkt(0, 0, idr, true), now)
+			payload := make([]byte, 1100)
+			payload[0] = 0x41
+			key := make([]byte, 1100)
+			key[0] = 0x65
+			p := pkt(0, 0, payload, false)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload) * n))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// 8 packets a frame, a keyframe every 30 frames (1 s GOP).
+				p.SequenceNumber = uint16(i + 1)
+				p.Timestamp = uint32(i/8) * 3000
+				p.Payload = payload
+				if i%240 == 0 {
+					p.Payload = key
+				}
+				f.write(gen, p, now)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/packet-viewer")
+		})
+	}
+}
+
+func itoa(n int) string {
+	s := ""
+	for {
+		s = string(rune('0'+n%10)) + s
+		n /= 10
+		if n == 0 {
+			return s
+		}
+	}
+}
