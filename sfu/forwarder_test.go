@@ -179,8 +179,8 @@ func TestKeyframeDetection(t *testing.T) {
 		{codecH264, []byte{0x67}, true},
 		{codecH264, []byte{0x41}, false},
 		{codecH264, []byte{0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0x01}, true}, // STAP-A SPS+PPS
-		{codecH264, []byte{0x7c, 0x85}, true},                             // FU-A start of IDR
-		{codecH264, []byte{0x7c, 0x05}, false},                            // FU-A middle
+		{codecH264, []byte{0x7c, 0x85}, true},                               // FU-A start of IDR
+		{codecH264, []byte{0x7c, 0x05}, false},                              // FU-A middle
 		{codecVP8, []byte{0x10, 0x00}, true},
 		{codecVP8, []byte{0x10, 0x01}, false},
 		{codecVP8, []byte{0x90, 0x80, 0x12, 0x00}, true}, // X, I: 7-bit picture id
