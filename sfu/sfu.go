@@ -56,12 +56,15 @@ var ErrUnknownStream = errors.New("unknown stream")
 
 // SFU owns the streams. Configure the exported fields, then Initialize.
 type SFU struct {
-	API        *webrtc.API // the subscriber API (WebRTC.SubscriberAPI)
-	Registry   Registry
-	Tuning     Tuning // zero value: DefaultTuning
-	OnLive     func(stream string, live bool)
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	API      *webrtc.API // the subscriber API (WebRTC.SubscriberAPI)
+	Registry Registry
+	Tuning   Tuning // zero value: DefaultTuning
+	OnLive   func(stream string, live bool)
+	// OnSubscribe is told when a viewer session starts (a cluster node uses
+	// it to pull a stream published on another node).
+	OnSubscribe func(stream string)
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
 
 	m        *metrics
 	mu       sync.Mutex
@@ -139,6 +142,21 @@ func (s *SFU) MediaTime(stream string) (uint32, bool) {
 func (s *SFU) Live(stream string) bool {
 	st := s.lookup(stream)
 	return st != nil && st.Live()
+}
+
+// WatchedStreams lists the streams that have viewer sessions on this node.
+func (s *SFU) WatchedStreams() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, sub := range s.sessions {
+		if id := sub.st.id; !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Subscribers reports the number of WHEP sessions on the stream.

@@ -91,6 +91,9 @@ func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscribe
 	s.sessions[sub.id] = sub
 	s.mu.Unlock()
 	s.m.subscribers.Inc()
+	if s.OnSubscribe != nil {
+		s.OnSubscribe(streamID)
+	}
 
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {

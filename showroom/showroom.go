@@ -42,6 +42,7 @@ type Server struct {
 	Catalog    Catalog
 	Overlay    Overlay
 	Streams    Streams
+	Orders     OrderLister // analytics; nil: the Catalog when it lists orders
 	StaffToken string
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -70,6 +71,7 @@ func (s *Server) Initialize() error {
 // Register mounts the card API.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/streams/{id}/cards", s.handleCard)
+	s.RegisterAnalytics(mux)
 }
 
 // CardRequest is the body of POST /api/streams/{id}/cards.
@@ -182,7 +184,7 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 		return pushResponse{}, http.StatusBadRequest, "invalid", "product_id is required to show a card"
 	}
 	if _, err := s.Catalog.GetProduct(ctx, req.ProductID); errors.Is(err, cart.ErrNotFound) {
-		return pushResponse{}, http.StatusNotFound, "unknown_product", "no product "+req.ProductID
+		return pushResponse{}, http.StatusNotFound, "unknown_product", "no product " + req.ProductID
 	} else if err != nil {
 		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
 	}

@@ -31,6 +31,8 @@ func Register(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /watch/{stream}", page("watch.html"))
 	mux.HandleFunc("GET /publish/{stream}", page("publish.html"))
+	mux.HandleFunc("GET /console/{stream}", page("console.html"))
+	mux.HandleFunc("GET /visit/{showroom}", page("visit.html"))
 	mux.HandleFunc("GET /{$}", page("index.html"))
 	mux.HandleFunc("GET /embed.js", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := files.ReadFile("static/embed.js")

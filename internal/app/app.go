@@ -45,6 +45,7 @@ type App struct {
 	Cart     *cart.Service
 	Overlay  *overlay.Server
 	Showroom *showroom.Server
+	cluster  *cluster
 	// RTSP is the RTSP server (nil when --rtsp is empty); RTSPPull pulls
 	// the streams that name an rtsp:// source.
 	RTSP     *ingest.RTSPServer
@@ -132,6 +133,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	a.closers = append(a.closers, a.WHIP.Close)
 	a.Streams.Status = a.streamStatus
 	if err := a.initCommerce(); err != nil {
+		return nil, err
+	}
+	if err := a.initCluster(); err != nil {
 		return nil, err
 	}
 	if err := a.initRTSP(); err != nil {

@@ -49,13 +49,7 @@ func (a *App) initCommerce() error {
 	if err := a.Showroom.Initialize(); err != nil {
 		return err
 	}
-	a.SFU.OnLive = func(stream string, live bool) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := a.Overlay.SetLive(ctx, stream, live); err != nil {
-			a.Logger.Warn("overlay live event", "stream", stream, "err", err)
-		}
-	}
+	a.SFU.OnLive = a.onLive
 	return nil
 }
 

@@ -648,3 +648,43 @@ func TestRTSPForwardDelay50Viewers(t *testing.T) {
 	n, q := histogramQuantiles(t, a, "streamd_sfu_forward_delay_seconds", 0.5, 0.99)
 	t.Logf("RTSP→WHEP forward delay, %d viewers, %.0f packet writes: p50 %.1f µs, p99 %.1f µs", viewers, n, q[0]*1e6, q[1]*1e6)
 }
+
+// TestRTSPReadWHIPStream: a stream published over WHIP is read over RTSP
+// (UDP transport this time), from the keyframe cache.
+func TestRTSPReadWHIPStream(t *testing.T) {
+	ffmpeg := testenv.FFmpeg(t)
+	aus, err := rtctest.EncodeH264(ffmpeg, t.TempDir(), 640, 360, 30, 3, 30, "800k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startRTSPApp(t)
+	key := createStream(t, a, "web")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(ctx, api, a.BaseURL()+"/whip/web", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatalf("whip publish: %v", err)
+	}
+	defer pub.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sendClip(ctx, pub, aus, 30)
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(ctx, t, "live", func() bool { return a.SFU.Live("web") })
+	time.Sleep(300 * time.Millisecond) // mid-GOP: the reader starts from the cache
+	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-rtsp_transport", "udp", "-i", "rtsp://"+a.RTSPAddr()+"/web",
+		"-map", "0:v", "-frames:v", "10", "-f", "framecrc", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg read over RTSP/UDP: %v", err)
+	}
+	if n := strings.Count(string(out), "\n0,"); n < 9 {
+		t.Fatalf("decoded %d frames:\n%s", n, out)
+	}
+}

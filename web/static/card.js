@@ -37,7 +37,7 @@ export function createCardView(root, player = {}) {
 
   // Static skeleton; render() only updates text and states.
   el.innerHTML = `
-    <div class="card-media"><img alt="" hidden><div class="card-ph" hidden></div><span class="card-flash" hidden>⚡ Flash deal</span></div>
+    <div class="card-media"><img alt="" hidden><div class="card-ph" hidden></div><span class="card-flash" hidden><svg class="ico" viewBox="0 0 24 24" width="10" height="10" fill="currentColor"><path d="M13 2L4 10h7l-1 8 9-12h-7l1-8z"/></svg> Deal</span></div>
     <div class="card-body">
       <div class="card-title"></div>
       <div class="card-price"><span class="card-now"></span><s class="card-was"></s></div>
@@ -97,7 +97,7 @@ export function createCardView(root, player = {}) {
     if (sec !== lastShownSec) {
       lastShownSec = sec;
       timerEl.hidden = false;
-      timerEl.textContent = sec > 0 ? `⏱ ${fmtClock(sec)}` : 'Deal ended';
+      timerEl.textContent = sec > 0 ? `Ends in ${fmtClock(sec)}` : 'Deal ended';
       timerEl.classList.toggle('urgent', sec > 0 && sec <= 10);
       timerEl.dataset.sec = String(sec);
       if (sec === 0 && !(c.deal.ends_at_ms in zeroAt)) {
@@ -150,7 +150,7 @@ export function createCardView(root, player = {}) {
       if (!sameDeal) stopTimer();
       current = card || null;
       meta = card ? (m || null) : null;
-      if (!card && sheet && !sheet.busy) sheet.close();
+      if (!card && sheet && (sheet.state === 'form' || sheet.state === 'error')) sheet.close();
       render();
     },
     stock(pid, n) { stockOf[pid] = n; render(); },

@@ -1,0 +1,311 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/sfu"
+)
+
+// Directory says which node of a cluster publishes a stream (declared here,
+// implemented over Redis in cmd/streamd's wiring).
+type Directory interface {
+	Origin(ctx context.Context, stream string) (nodeURL string, err error)
+}
+
+// Relay pulls streams published on other nodes of a cluster: when viewers
+// on this node watch a stream that is live elsewhere, it opens one WHEP
+// session to the origin node and publishes what it receives into the local
+// sfu, which fans it out here. One pull per stream per node, whatever the
+// number of local viewers; it ends when the last local viewer leaves.
+type Relay struct {
+	API      *webrtc.API // receiving side: sfu.WebRTC.PublisherAPI
+	SFU      *sfu.SFU
+	Dir      Directory
+	Self     string        // this node's URL, never pulled from
+	Interval time.Duration // how often watched streams are checked (default 1 s)
+	Idle     time.Duration // a pull with no local viewers ends after this (default 10 s)
+	Logger   *slog.Logger
+
+	mu       sync.Mutex
+	pulls    map[string]*relayPull
+	kick     chan string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	loopDone chan struct{}
+}
+
+// Initialize starts the relay loop.
+func (r *Relay) Initialize() error {
+	if r.Interval == 0 {
+		r.Interval = time.Second
+	}
+	if r.Idle == 0 {
+		r.Idle = 10 * time.Second
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	r.Self = strings.TrimRight(r.Self, "/")
+	r.pulls = map[string]*relayPull{}
+	r.kick = make(chan string, 64)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.loopDone = make(chan struct{})
+	go r.loop()
+	return nil
+}
+
+// Close stops every pull.
+func (r *Relay) Close() {
+	r.cancel()
+	<-r.loopDone
+	r.mu.Lock()
+	pulls := make([]*relayPull, 0, len(r.pulls))
+	for _, p := range r.pulls {
+		pulls = append(pulls, p)
+	}
+	r.mu.Unlock()
+	for _, p := range pulls {
+		_ = p.Close()
+	}
+	r.wg.Wait() // the pulls' track readers end with their peer connections
+}
+
+// Kick asks for a check of stream now (a viewer just arrived).
+func (r *Relay) Kick(stream string) {
+	select {
+	case r.kick <- stream:
+	default:
+	}
+}
+
+// Pulling reports whether the stream's local publication is a relay pull.
+func (r *Relay) Pulling(stream string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pulls[stream] != nil
+}
+
+func (r *Relay) loop() {
+	defer close(r.loopDone)
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	idleSince := map[string]time.Time{}
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case s := <-r.kick:
+			r.check(s)
+		case <-t.C:
+			watched := map[string]bool{}
+			for _, s := range r.SFU.WatchedStreams() {
+				watched[s] = true
+				delete(idleSince, s)
+				r.check(s)
+			}
+			r.mu.Lock()
+			var idle []*relayPull
+			for s, p := range r.pulls {
+				if watched[s] {
+					continue
+				}
+				if since, ok := idleSince[s]; !ok {
+					idleSince[s] = time.Now()
+				} else if time.Since(since) > r.Idle {
+					idle = append(idle, p)
+					delete(r.pulls, s)
+					delete(idleSince, s)
+				}
+			}
+			r.mu.Unlock()
+			for _, p := range idle {
+				r.Logger.Info("relay idle; stopping pull", "stream", p.stream)
+				_ = p.Close()
+			}
+		}
+	}
+}
+
+// check starts a pull of stream if it is watched here, not live here and
+// live on another node.
+func (r *Relay) check(stream string) {
+	r.mu.Lock()
+	_, pulling := r.pulls[stream]
+	r.mu.Unlock()
+	if pulling || r.SFU.Live(stream) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	origin, err := r.Dir.Origin(ctx, stream)
+	if err != nil {
+		r.Logger.Warn("relay: origin lookup", "stream", stream, "err", err)
+		return
+	}
+	origin = strings.TrimRight(origin, "/")
+	if origin == "" || origin == r.Self {
+		return
+	}
+	if _, err := r.start(ctx, stream, origin); err != nil {
+		r.Logger.Warn("relay: pull failed", "stream", stream, "origin", origin, "err", err)
+		return
+	}
+	r.Logger.Info("relay: pulling", "stream", stream, "origin", origin)
+}
+
+type relayPull struct {
+	r        *Relay
+	stream   string
+	pc       *webrtc.PeerConnection
+	session  string
+	mu       sync.Mutex
+	pub      *sfu.Publication
+	videoSSR []uint32
+	once     sync.Once
+}
+
+func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, error) {
+	pc, err := r.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	p := &relayPull{r: r, stream: stream, pc: pc}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = pc.Close()
+			return nil, err
+		}
+	}
+	pc.OnTrack(p.onTrack)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			go p.Close()
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		_ = pc.Close()
+		return nil, ctx.Err()
+	}
+	endpoint := origin + "/whep/" + stream
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(pc.LocalDescription().SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("whep %s: %w", endpoint, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		_ = pc.Close()
+		return nil, fmt.Errorf("whep %s: HTTP %d: %s", endpoint, res.StatusCode, body)
+	}
+	if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
+		p.session = loc.String()
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	r.mu.Lock()
+	r.pulls[stream] = p
+	r.mu.Unlock()
+	pub := r.SFU.Stream(stream).Publish(p)
+	p.mu.Lock()
+	p.pub = pub
+	p.mu.Unlock()
+	return p, nil
+}
+
+func (p *relayPull) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	pub := p.pub
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		p.videoSSR = append(p.videoSSR, uint32(track.SSRC()))
+	}
+	p.mu.Unlock()
+	if pub == nil {
+		return
+	}
+	tw := pub.Track(track.Kind(), track.Codec().RTPCodecCapability)
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		p.RequestKeyframe()
+	}
+	p.r.wg.Add(1)
+	go func() {
+		defer p.r.wg.Done()
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet
+		for {
+			n, _, err := track.Read(buf)
+			if err != nil {
+				return
+			}
+			if pkt.Unmarshal(buf[:n]) == nil {
+				tw.WriteRTP(&pkt, time.Now())
+			}
+		}
+	}()
+}
+
+// RequestKeyframe forwards the local viewers' merged keyframe need to the origin.
+func (p *relayPull) RequestKeyframe() {
+	p.mu.Lock()
+	ssrcs := append([]uint32(nil), p.videoSSR...)
+	p.mu.Unlock()
+	for _, s := range ssrcs {
+		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: s}})
+	}
+}
+
+// Close ends the pull (also called when a local publisher takes the stream over).
+func (p *relayPull) Close() error {
+	p.once.Do(func() {
+		// The publication ends while the pull is still registered, so the
+		// live hook knows this "offline" is a relay's, not the origin's.
+		p.mu.Lock()
+		pub := p.pub
+		p.mu.Unlock()
+		if pub != nil {
+			pub.Close()
+		}
+		p.r.mu.Lock()
+		if p.r.pulls[p.stream] == p {
+			delete(p.r.pulls, p.stream)
+		}
+		p.r.mu.Unlock()
+		_ = p.pc.Close()
+		if p.session != "" {
+			req, _ := http.NewRequest(http.MethodDelete, p.session, nil)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}
+	})
+	return nil
+}

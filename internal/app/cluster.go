@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamd/streamd/ingest"
+)
+
+// A cluster is several streamd nodes sharing one Redis (--redis) that know
+// their own URLs (--node-url). The node a stream is published on announces
+// itself as the stream's origin; a node whose viewers watch a stream live
+// elsewhere pulls it once over WHEP (ingest.Relay) and fans it out locally.
+
+const originTTL = 15 * time.Second
+
+func originKey(stream string) string { return "streamd:origin:" + stream }
+
+// redisDirectory implements ingest.Directory.
+type redisDirectory struct{ c *redis.Client }
+
+func (d redisDirectory) Origin(ctx context.Context, stream string) (string, error) {
+	v, err := d.c.Get(ctx, originKey(stream)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// withdraw deletes the origin record only if it is still ours.
+var withdraw = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+type cluster struct {
+	a     *App
+	relay *ingest.Relay
+	mu    sync.Mutex
+	live  map[string]bool // streams published on this node
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func (a *App) initCluster() error {
+	if a.rdb == nil || a.Config.NodeURL == "" {
+		return nil
+	}
+	c := &cluster{a: a, live: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	c.relay = &ingest.Relay{API: a.net.PublisherAPI(), SFU: a.SFU, Dir: redisDirectory{a.rdb}, Self: a.Config.NodeURL, Logger: a.Logger.With("pkg", "relay")}
+	if err := c.relay.Initialize(); err != nil {
+		return err
+	}
+	a.cluster = c
+	a.SFU.OnSubscribe = c.relay.Kick
+	go c.refresh()
+	a.closers = append(a.closers, func() {
+		close(c.stop)
+		<-c.done
+		c.relay.Close()
+	})
+	return nil
+}
+
+// announce records (or withdraws) this node as the origin of a stream.
+func (c *cluster) announce(stream string, live bool) {
+	if c.relay.Pulling(stream) {
+		return // a pulled stream's origin is elsewhere
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	if live {
+		c.live[stream] = true
+	} else {
+		delete(c.live, stream)
+	}
+	c.mu.Unlock()
+	var err error
+	if live {
+		err = c.a.rdb.Set(ctx, originKey(stream), c.a.Config.NodeURL, originTTL).Err()
+	} else {
+		err = withdraw.Run(ctx, c.a.rdb, []string{originKey(stream)}, c.a.Config.NodeURL).Err()
+	}
+	if err != nil {
+		c.a.Logger.Warn("cluster: origin record", "stream", stream, "err", err)
+	}
+}
+
+// refresh keeps this node's origin records alive while its publishers are.
+func (c *cluster) refresh() {
+	defer close(c.done)
+	t := time.NewTicker(originTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.mu.Lock()
+			streams := make([]string, 0, len(c.live))
+			for s := range c.live {
+				streams = append(streams, s)
+			}
+			c.mu.Unlock()
+			for _, s := range streams {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_ = c.a.rdb.Set(ctx, originKey(s), c.a.Config.NodeURL, originTTL).Err()
+				cancel()
+			}
+		}
+	}
+}
+
+// onLive is the sfu's live hook: overlay live events and origin records.
+func (a *App) onLive(stream string, live bool) {
+	if a.cluster != nil {
+		a.cluster.announce(stream, live)
+		if a.cluster.relay.Pulling(stream) {
+			return // the origin node tells the overlay
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Overlay.SetLive(ctx, stream, live); err != nil {
+		a.Logger.Warn("overlay live event", "stream", stream, "err", err)
+	}
+}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/internal/rtctest"
+	"github.com/streamd/streamd/internal/testenv"
+)
+
+// TestClusterRelay: two nodes share Redis; a stream published on node 1 is
+// watched by three viewers on node 2, which pulls it from node 1 once.
+func TestClusterRelay(t *testing.T) {
+	ffmpeg := testenv.FFmpeg(t)
+	testenv.Redis(t, 10) // flushed
+	aus, err := rtctest.EncodeH264(ffmpeg, t.TempDir(), 320, 240, 30, 2, 30, "300k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func() *App {
+		port := freePort(t)
+		return startApp(t, func(c *Config) {
+			c.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
+			c.NodeURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+			c.Redis = testenv.RedisURL(10)
+		})
+	}
+	n1, n2 := node(), node()
+	key := createStream(t, n1, "hall")
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	var viewers []*rtctest.Subscriber
+	for i := 0; i < 3; i++ {
+		v, err := rtctest.Subscribe(ctx, api, n2.BaseURL()+"/whep/hall") // known through Redis
+		if err != nil {
+			t.Fatalf("viewer on node 2: %v", err)
+		}
+		defer v.Close()
+		viewers = append(viewers, v)
+	}
+	pub, err := rtctest.Publish(ctx, api, n1.BaseURL()+"/whip/hall", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	go sendClip(ctx, pub, aus, 30)
+	for i, v := range viewers {
+		if err := v.WaitVideo(ctx, func(p []rtctest.Packet) bool { n, _ := frames(p); return n >= 20 }); err != nil {
+			t.Fatalf("viewer %d on node 2 got no video from node 1: %v", i, err)
+		}
+		if _, key := frames(v.Video()); !key {
+			t.Fatalf("viewer %d did not start on a keyframe", i)
+		}
+	}
+	if got := n1.SFU.Subscribers("hall"); got != 1 {
+		t.Fatalf("origin serves %d sessions, want 1 pull for all of node 2", got)
+	}
+	if !n2.cluster.relay.Pulling("hall") {
+		t.Fatal("node 2 is not pulling")
+	}
+}
