@@ -226,7 +226,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	return s, pc.LocalDescription().SDP, nil
 }
 
-func (s *whipSession) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	s.mu.Lock()
 	pub := s.pub
 	if track.Kind() == webrtc.RTPCodecTypeVideo {
@@ -241,7 +241,11 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) 
 	if track.Kind() == webrtc.RTPCodecTypeVideo {
 		s.RequestKeyframe()
 	}
-	s.h.wg.Add(1)
+	s.h.wg.Add(2)
+	go func() {
+		defer s.h.wg.Done()
+		readSenderReports(receiver, uint32(track.SSRC()), tw)
+	}()
 	go func() {
 		defer s.h.wg.Done()
 		buf := make([]byte, 1500)
@@ -257,6 +261,30 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) 
 			tw.WriteRTP(&pkt, time.Now())
 		}
 	}()
+}
+
+// readSenderReports passes the publisher's RTCP sender reports to the sfu
+// (the media clock aligns on them). It ends with the peer connection.
+func readSenderReports(receiver *webrtc.RTPReceiver, ssrc uint32, tw *sfu.TrackWriter) {
+	for {
+		pkts, _, err := receiver.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+				tw.SenderReport(ntpTime(sr.NTPTime), sr.RTPTime)
+			}
+		}
+	}
+}
+
+// ntpTime converts a 64-bit NTP timestamp to a time.
+func ntpTime(ntp uint64) time.Time {
+	const ntpEpochOffset = 2208988800 // 1900 → 1970
+	sec := int64(ntp>>32) - ntpEpochOffset
+	frac := float64(ntp&0xffffffff) / (1 << 32)
+	return time.Unix(sec, int64(frac*1e9))
 }
 
 // RequestKeyframe sends a PLI for the publisher's video.

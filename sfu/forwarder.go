@@ -59,6 +59,12 @@ type forwarder struct {
 	clockRate  atomic.Uint32
 	clockStep  atomic.Uint32 // timestamp step between the last two frames
 	active     atomic.Bool
+	// The publisher's last sender report, mapping its wall clock to its RTP
+	// timestamps (source timeline), and the source→outgoing offset.
+	srNanos    atomic.Int64
+	srRTP      atomic.Uint32
+	srOffset   atomic.Uint32
+	srOffsetOK atomic.Bool
 }
 
 func newForwarder(video bool, tun *Tuning, m *metrics, keyframeNeeded func()) *forwarder {
@@ -84,6 +90,8 @@ func (f *forwarder) attach(codec webrtc.RTPCodecCapability) uint64 {
 	f.codec, f.ckind, f.hasCodec = codec, kindOfMime(codec.MimeType), true
 	f.synced = false
 	f.clockRate.Store(codec.ClockRate)
+	f.srNanos.Store(0)
+	f.srOffsetOK.Store(false)
 	if f.gop != nil {
 		f.setGOPInvalid()
 	}
@@ -212,6 +220,8 @@ func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
 		f.seqOffset = f.lastOutSeq + 1 - pkt.SequenceNumber
 	}
 	f.synced = true
+	f.srOffset.Store(f.tsOffset)
+	f.srOffsetOK.Store(true)
 	f.firstInSeq = pkt.SequenceNumber
 	f.sinceSync = 0
 }
@@ -307,24 +317,46 @@ func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	}
 }
 
-// mediaTime is the outgoing RTP timestamp of the frame live now: the newest
-// frame forwarded. If the source is late by more than a frame (a stall, a
-// dropped frame) it advances in whole frame steps, so the stamp always names
-// a frame viewers will actually receive rather than a point between two, and
-// never more than maxExtrapolation past the newest packet.
+// senderReport records a publisher's RTCP sender report.
+func (f *forwarder) senderReport(gen uint64, wall time.Time, rtpTS uint32) {
+	f.wmu.Lock()
+	current := gen == f.gen
+	f.wmu.Unlock()
+	if current {
+		f.srRTP.Store(rtpTS)
+		f.srNanos.Store(wall.UnixNano())
+	}
+}
+
+// mediaTime is the outgoing RTP timestamp of the frame live now.
+//
+// Frames reach the sfu some time after they were captured (encoder, network,
+// load). Where the publisher's sender reports map its clock to RTP time and
+// agree with ours (same machine or NTP-synced: the implied capture-to-arrival
+// delay is between 0 and 1 s), the stamp is the frame being captured now.
+// Otherwise it is the newest frame forwarded. Either way it is snapped to
+// the frame grid of the newest frame, so it names a frame viewers actually
+// receive rather than a point between two, and it never runs more than
+// maxExtrapolation past what has arrived.
 func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (uint32, bool) {
 	nanos := f.clockNanos.Load()
 	if nanos == 0 {
 		return 0, false
 	}
 	ts := f.clockTS.Load()
-	el := now.Sub(time.Unix(0, nanos))
-	if el > maxExtrapolation {
-		el = maxExtrapolation
+	rate := float64(f.clockRate.Load())
+	ahead := now.Sub(time.Unix(0, nanos)) // since the newest packet arrived
+	if sr := f.srNanos.Load(); sr != 0 && f.srOffsetOK.Load() && now.Sub(time.Unix(0, sr)) < 30*time.Second {
+		capNow := f.srRTP.Load() + uint32(now.Sub(time.Unix(0, sr)).Seconds()*rate) + f.srOffset.Load()
+		if d := int32(capNow - ts); d >= 0 && float64(d) <= rate {
+			ahead = time.Duration(float64(d) / rate * float64(time.Second))
+		}
 	}
-	if step := f.clockStep.Load(); el > 0 && step > 0 {
-		elTS := uint32(el.Seconds() * float64(f.clockRate.Load()))
-		ts += elTS / step * step
+	if ahead > maxExtrapolation {
+		ahead = maxExtrapolation
+	}
+	if step := f.clockStep.Load(); ahead > 0 && step > 0 {
+		ts += uint32(ahead.Seconds()*rate) / step * step
 	}
 	return ts, f.active.Load()
 }

@@ -265,3 +265,24 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// With sender reports that agree with the local clock, the media clock
+// names the frame being captured now, not just the newest to arrive.
+func TestMediaClockSenderReport(t *testing.T) {
+	f, _ := testForwarder(t)
+	gen := f.attach(h264)
+	t0 := time.Now()
+	f.write(gen, pkt(1, 90000, idr, true), t0)
+	f.write(gen, pkt(2, 93000, slice, true), t0.Add(10*time.Millisecond))
+	// Frame 93000 was captured 70 ms before it arrived (a slow encoder).
+	f.senderReport(gen, t0.Add(10*time.Millisecond-70*time.Millisecond), 93000)
+	ts, _ := f.mediaTime(t0.Add(10*time.Millisecond), time.Second)
+	if ts != 93000+2*3000 {
+		t.Fatalf("media time %d, want %d: the frame captured now, two frames on", ts, 93000+2*3000)
+	}
+	// A report from a clock far off is ignored.
+	f.senderReport(gen, t0.Add(-time.Hour), 93000)
+	if ts, _ := f.mediaTime(t0.Add(10*time.Millisecond), time.Second); ts != 93000 {
+		t.Fatalf("media time %d with a skewed sender clock, want the newest frame 93000", ts)
+	}
+}

@@ -170,6 +170,15 @@ type TrackWriter struct {
 	gen uint64
 }
 
+// SenderReport passes on the publisher's RTCP sender report for this track
+// (its wall clock at the report and the matching RTP timestamp): the media
+// clock uses it to stamp the frame being captured, not just the newest to arrive.
+func (tw *TrackWriter) SenderReport(wall time.Time, rtpTS uint32) {
+	if tw.gen != 0 {
+		tw.f.senderReport(tw.gen, wall, rtpTS)
+	}
+}
+
 // WriteRTP forwards a packet that arrived at arrival.
 func (tw *TrackWriter) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
 	if tw.gen == 0 {
