@@ -162,6 +162,13 @@ func (a *App) routes() {
 	a.Showroom.Register(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
+		payments := "dev"
+		if a.Config.StripeKey != "" {
+			payments = "stripe"
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable})
+	})
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})

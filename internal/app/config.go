@@ -20,6 +20,7 @@ type Config struct {
 	StripeKey           string
 	StripeWebhookSecret string
 	StripeAPI           string
+	StripePublishable   string
 	NodeURL             string
 	Demo                bool
 	HoldTTL             time.Duration
@@ -43,6 +44,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.StripeKey, "stripe-key", "", "Stripe secret key (empty: the dev payment provider, test mode)")
 	fs.StringVar(&c.StripeWebhookSecret, "stripe-webhook-secret", "", "Stripe webhook signing secret")
 	fs.StringVar(&c.StripeAPI, "stripe-api", "", "Stripe API base URL override (stripe-mock)")
+	fs.StringVar(&c.StripePublishable, "stripe-publishable-key", "", "Stripe publishable key (pk_...) for the player's Payment Element")
 	fs.StringVar(&c.NodeURL, "node-url", "", "this node's URL for other nodes of a cluster")
 	fs.BoolVar(&c.Demo, "demo", false, "create the demo stream and catalog on first start")
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")

@@ -215,7 +215,10 @@ export function openBuySheet(opts) {
   async function stripeFlow(order) {
     state = 'pay';
     const p = order.payment;
-    const pk = p.publishable_key || globalThis.STREAMD_STRIPE_KEY || document.querySelector('meta[name="stripe-key"]')?.content;
+    let pk = p.publishable_key || globalThis.STREAMD_STRIPE_KEY || document.querySelector('meta[name="stripe-key"]')?.content;
+    if (!pk) {
+      try { pk = (await (await fetch('/api/config')).json()).stripe_publishable_key; } catch { /* unreachable: said below */ }
+    }
     const unavailable = (why) => {
       state = 'error';
       showMsg(`Card payment is unavailable right now (${why}). Your items stay reserved for a few minutes; nothing was charged.`);
