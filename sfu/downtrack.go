@@ -30,6 +30,9 @@ type downTrack struct {
 	needKeyframe bool
 	hdr          rtp.Header
 
+	// rtx is this viewer's retransmission budget (its RTCP goroutine only).
+	rtx rtxBudget
+
 	// sub is told about keyframe requests and NACKs (nil in benchmarks).
 	sub *Subscriber
 }

@@ -301,20 +301,80 @@ func (f *forwarder) remove(d *downTrack) {
 }
 
 // retransmit answers a viewer's NACK from the shared cache.
+//
+// Packets are copied out under the lock and written after it is released:
+// a burst of NACKs from many viewers must never hold up the publisher's
+// packets (that makes more gaps, hence more NACKs). Each viewer also has a
+// retransmission budget, so a lossy viewer cannot make the sfu resend more
+// than RetransmitRate packets a second on its behalf.
 func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
+	f.m.nackReceived.Add(float64(len(seqs)))
+	allowed := d.rtx.take(len(seqs), f.tun.RetransmitRate, time.Now())
+	if allowed < len(seqs) {
+		f.m.nackMissed.Add(float64(len(seqs) - allowed))
+		seqs = seqs[:allowed]
+	}
+	if len(seqs) == 0 {
+		return
+	}
+	type held struct {
+		seq      uint16
+		ts       uint32
+		marker   bool
+		off, end int
+	}
+	out := make([]held, 0, len(seqs))
+	var buf []byte
 	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	for _, seq := range seqs {
-		f.m.nackReceived.Inc()
-		ts, marker, p, ok := f.cache.get(seq)
-		if !ok || !d.ptOK || d.needKeyframe {
-			f.m.nackMissed.Inc()
-			continue
+	pt, ssrc, usable := d.pt, d.ssrc, d.ptOK && !d.needKeyframe
+	if usable {
+		for _, seq := range seqs {
+			ts, marker, p, ok := f.cache.get(seq)
+			if !ok {
+				continue
+			}
+			off := len(buf)
+			buf = append(buf, p...)
+			out = append(out, held{seq, ts, marker, off, len(buf)})
 		}
-		if d.write(seq, ts, marker, p) == nil {
+	}
+	f.wmu.Unlock()
+	f.m.nackMissed.Add(float64(len(seqs) - len(out)))
+	for _, h := range out {
+		hdr := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: h.seq, Timestamp: h.ts, Marker: h.marker, SSRC: ssrc}
+		if _, err := d.writer.WriteRTP(&hdr, buf[h.off:h.end]); err == nil {
 			f.m.nackRetransmitted.Inc()
 		}
 	}
+}
+
+// rtxBudget is a token bucket of retransmissions for one viewer track. Only
+// that viewer's RTCP goroutine touches it.
+type rtxBudget struct {
+	tokens float64
+	last   time.Time
+}
+
+// take returns how many of n retransmissions fit the budget (rate per second,
+// bursts up to one second's worth).
+func (b *rtxBudget) take(n int, rate float64, now time.Time) int {
+	if rate <= 0 {
+		return n
+	}
+	if b.last.IsZero() {
+		b.tokens = rate
+	} else {
+		b.tokens += now.Sub(b.last).Seconds() * rate
+		if b.tokens > rate {
+			b.tokens = rate
+		}
+	}
+	b.last = now
+	if float64(n) > b.tokens {
+		n = int(b.tokens)
+	}
+	b.tokens -= float64(n)
+	return n
 }
 
 // senderReport records a publisher's RTCP sender report.

@@ -286,3 +286,15 @@ func TestMediaClockSenderReport(t *testing.T) {
 		t.Fatalf("media time %d with a skewed sender clock, want the newest frame 93000", ts)
 	}
 }
+
+// A viewer asking for more than its retransmission budget gets only the budget.
+func TestRetransmitBudget(t *testing.T) {
+	var b rtxBudget
+	now := time.Now()
+	if got := b.take(1000, 400, now); got != 400 {
+		t.Fatalf("first burst: %d, want 400", got)
+	}
+	if got := b.take(100, 400, now.Add(100*time.Millisecond)); got != 40 {
+		t.Fatalf("after 100 ms: %d, want 40", got)
+	}
+}

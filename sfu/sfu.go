@@ -31,6 +31,8 @@ type Tuning struct {
 	ClockExtrapolation time.Duration
 	// LiveTimeout: a publisher silent for longer is not "live" for the media clock.
 	LiveTimeout time.Duration
+	// RetransmitRate caps NACK retransmissions per viewer track (packets/s).
+	RetransmitRate float64
 }
 
 // DefaultTuning returns the defaults.
@@ -42,6 +44,7 @@ func DefaultTuning() Tuning {
 		ConnectTimeout:     15 * time.Second,
 		ClockExtrapolation: 500 * time.Millisecond,
 		LiveTimeout:        3 * time.Second,
+		RetransmitRate:     400,
 	}
 }
 
