@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/streamd/streamd/internal/testenv"
+)
+
+// The smoke runs check the bench itself with tiny sizes: they fail when it
+// loses frames or overlay events, or when a flash sale oversells. Speed
+// targets are reported by `make bench`, never asserted here.
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// streamdBin builds ./cmd/streamd once for the package's tests.
+func streamdBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "streamd-bench-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildBin = filepath.Join(dir, "streamd")
+		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/streamd")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = err
+			buildBin = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./cmd/streamd: %v: %s", buildErr, buildBin)
+	}
+	return buildBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildBin != "" && buildErr == nil {
+		_ = os.RemoveAll(filepath.Dir(buildBin))
+	}
+	os.Exit(code)
+}
+
+func tinyOptions(t *testing.T, scenario string) Options {
+	o := defaultOptions()
+	o.Scenarios = []string{scenario}
+	o.Out = t.TempDir()
+	o.Cache = filepath.Join(o.Out, "cache")
+	o.Streamd = streamdBin(t)
+	o.ProgressOut = io.Discard
+	o.Subscribers, o.Duration = []int{2, 3}, 2*time.Second
+	o.Width, o.Height, o.Bitrate = 640, 360, "800k"
+	o.Viewers, o.OverlayDuration, o.CardInterval = []int{5, 20}, time.Second, 200*time.Millisecond
+	o.Stock, o.Buyers, o.Conns, o.Redis = 5, 50, 16, ""
+	o.Codecs, o.GlassDuration, o.Cards = []string{"vp8"}, 3*time.Second, 2
+	return o
+}
+
+func run(t *testing.T, o Options) []Row {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rows, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if len(rows) == 0 {
+		t.Fatal("no rows")
+	}
+	for _, r := range rows {
+		b, _ := json.Marshal(r)
+		t.Logf("%s", b)
+	}
+	// The results folder holds JSON lines and a Markdown table.
+	jl, err := os.ReadFile(filepath.Join(o.Out, "results.jsonl"))
+	if err != nil || strings.Count(string(jl), "\n") != len(rows) {
+		t.Fatalf("results.jsonl: %v (%d lines for %d rows)", err, strings.Count(string(jl), "\n"), len(rows))
+	}
+	if md, err := os.ReadFile(filepath.Join(o.Out, "results.md")); err != nil || !strings.Contains(string(md), "### "+rows[0].Scenario) {
+		t.Fatalf("results.md: %v", err)
+	}
+	return rows
+}
+
+func want(t *testing.T, r Row, col string, ok func(float64) bool, what string) {
+	t.Helper()
+	if v := r.Get(col); math.IsNaN(v) || !ok(v) {
+		t.Errorf("%s row %v: %s = %v, want %s", r.Scenario, r.Cols[0].Val, col, v, what)
+	}
+}
+
+func zero(v float64) bool     { return v == 0 }
+func positive(v float64) bool { return v > 0 }
+
+func TestFanoutSmoke(t *testing.T) {
+	testenv.FFmpeg(t)
+	o := tinyOptions(t, "fanout")
+	rows := run(t, o)
+	if _, err := os.Stat(filepath.Join(o.Out, "fanout.svg")); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want one per step", len(rows))
+	}
+	for _, r := range rows {
+		want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
+		want(t, r, "failed", zero, "0")
+		want(t, r, "frames", func(v float64) bool { return v >= r.Get("N")*30 }, "≥ 30 per subscriber in 2 s")
+		want(t, r, "delay_p50_ms", positive, "> 0")
+		want(t, r, "delay_max_ms", func(v float64) bool { return v < 2000 }, "< 2 s")
+		want(t, r, "join_p50_ms", positive, "> 0")
+		want(t, r, "in_pkt_s", positive, "> 0 (from /metrics)")
+		want(t, r, "server_rss_MB", positive, "> 0 (from /proc)")
+		if got := r.Str("joined"); got != "2/2" && got != "1/1" {
+			t.Errorf("joined %s: every new subscriber must get a keyframe", got)
+		}
+	}
+}
+
+func TestOverlaySmoke(t *testing.T) {
+	o := tinyOptions(t, "overlay")
+	rows := run(t, o)
+	for _, r := range rows {
+		want(t, r, "pushes", func(v float64) bool { return v == 5 }, "5")
+		want(t, r, "lost", zero, "0")
+		want(t, r, "seq_gaps", zero, "0")
+		want(t, r, "closed", zero, "0")
+		want(t, r, "push_p50_ms", positive, "> 0")
+	}
+	if r := rows[len(rows)-1]; r.Get("M") != 20 {
+		t.Fatalf("last step has %v viewers, want 20", r.Get("M"))
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, "overlay.svg")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckoutSmoke(t *testing.T) {
+	o := tinyOptions(t, "checkout")
+	if testenv.InCI() || redisUp() {
+		testenv.Redis(t, 12) // flushed; fails under CI when missing
+		o.Redis = testenv.RedisURL(12)
+	} else {
+		t.Log("redis not available: embedded store only")
+	}
+	rows := run(t, o)
+	if o.Redis != "" && len(rows) != 2 {
+		t.Fatalf("%d rows, want embedded and redis", len(rows))
+	}
+	for _, r := range rows {
+		want(t, r, "orders", func(v float64) bool { return v == 5 }, "= stock (5)")
+		want(t, r, "oversold", zero, "0")
+		want(t, r, "available_after", zero, "0")
+		want(t, r, "sold_out", func(v float64) bool { return v == 45 }, "45")
+		want(t, r, "errors", zero, "0")
+	}
+}
+
+func redisUp() bool {
+	c, err := net.DialTimeout("tcp", testenv.RedisAddr(), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func TestGlassSmoke(t *testing.T) {
+	o := tinyOptions(t, "glass")
+	o.Chromium = testenv.Chromium(t)
+	rows := run(t, o)
+	r := rows[0]
+	want(t, r, "frames", func(v float64) bool { return v >= 20 }, "≥ 20 decoded in 3 s")
+	want(t, r, "frames_backwards", zero, "0")
+	want(t, r, "glass_p50_ms", func(v float64) bool { return v > 0 && v < 1000 }, "in (0, 1000)")
+	want(t, r, "cards", func(v float64) bool { return v == 2 }, "2")
+	want(t, r, "sync_err_max_frames", func(v float64) bool { return v < 30 }, "< 30 frames")
+}
+
+// ── units ──
+
+func TestSEIRoundTrip(t *testing.T) {
+	now := time.Now().UnixNano()
+	sei := seiNAL(123456789, now)
+	for i := 0; i+2 < len(sei); i++ {
+		if sei[i] == 0 && sei[i+1] == 0 && sei[i+2] <= 3 {
+			t.Fatalf("SEI needs emulation prevention at %d", i)
+		}
+	}
+	c, ts, ok := parseSEI(sei)
+	if !ok || c != 123456789 || ts != now {
+		t.Fatalf("parse: %v %d %d", ok, c, ts)
+	}
+	au := []byte{0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0x88, 0x84}
+	out := withSEI(au, sei)
+	i := strings.Index(string(out), string(append([]byte{0, 0, 0, 1}, sei...)))
+	j := strings.Index(string(out), string([]byte{0, 0, 1, 0x65}))
+	if i < 0 || j < i || len(out) != len(au)+len(sei)+4 {
+		t.Fatalf("SEI not inserted before the slice: %x", out)
+	}
+}
+
+func TestPercentileAndReport(t *testing.T) {
+	s := sortedCopy([]float64{5, 1, 4, 2, 3})
+	if percentile(s, 0.5) != 3 || percentile(s, 1) != 5 || percentile(s, 0) != 1 || percentile(nil, 0.5) != 0 {
+		t.Fatalf("percentiles of %v wrong", s)
+	}
+	r := Row{Scenario: "x"}
+	r.add("N", 3)
+	r.add("v", 1.5)
+	r.add("na", -1.0)
+	b, _ := json.Marshal(r)
+	if string(b) != `{"scenario":"x","N":3,"v":1.5,"na":-1}` {
+		t.Fatalf("json %s", b)
+	}
+	if md := Markdown([]Row{r}); !strings.Contains(md, "| 3 | 1.50 | n/a |") {
+		t.Fatalf("markdown %s", md)
+	}
+	var back Row
+	if err := json.Unmarshal(b, &back); err != nil || back.Scenario != "x" || back.Get("v") != 1.5 || len(back.Cols) != 3 || back.Cols[2].Name != "na" {
+		t.Fatalf("round trip: %v %+v", err, back)
+	}
+}
+
+// The subscriber counts a frame only when every packet from its SEI to its
+// marker arrived, so a lost packet shows up as a lost frame.
+func TestSubscriberDetectsLoss(t *testing.T) {
+	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1}
+	now := time.Now().UnixNano()
+	seq := uint16(65530) // across the wrap
+	send := func(ts uint32, payload []byte, marker, drop bool) {
+		h := rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}
+		seq++
+		if !drop {
+			s.onVideo(&h, payload, now+int64(time.Millisecond))
+		}
+	}
+	slice := []byte{0x41, 0x9a, 0x22}
+	for c := uint64(0); c < 4; c++ {
+		ts := uint32(c * 3000)
+		send(ts, seiNAL(c, now), false, false)
+		send(ts, slice, false, c == 2) // frame 2 loses a packet
+		send(ts, slice, true, false)
+	}
+	recs, gaps, packets := s.window(0, 3)
+	if len(recs) != 3 || gaps != 1 || packets != 11 {
+		t.Fatalf("got %d frames, %d gaps, %d packets; want 3, 1, 11", len(recs), gaps, packets)
+	}
+	for _, r := range recs {
+		if r.counter == 2 {
+			t.Fatal("frame 2 lost a packet but was counted")
+		}
+		if r.delayUs != 1000 {
+			t.Fatalf("delay %d µs, want 1000", r.delayUs)
+		}
+	}
+}
