@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/streamd/streamd/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -14,12 +15,12 @@ import (
 
 // TestJSClient runs web/static/overlay-client.js under node against a live
 // server: resume after a dropped connection, snapshot after history loss,
-// clock offset, and frame sync with a fake video. Node is optional (not one
-// of the tools CI must provide): without it the test skips.
+// clock offset, and frame sync with a fake video. It needs Node 20.10+ (for
+// its WebSocket); without it the test skips locally and fails under CI.
 func TestJSClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
+	node := testenv.LookPath(t, "node", "install Node.js 20.10 or newer (make test's deps step tries apt-get install nodejs)")
+	if v, err := exec.Command(node, "-e", "const [a,b]=process.versions.node.split('.').map(Number);process.exit(a>20||(a===20&&b>=10)?0:1)").CombinedOutput(); err != nil {
+		testenv.Missing(t, "Node.js 20.10+ (found an older one) "+string(v), "install Node.js 20.10 or newer")
 	}
 	leakCheck(t)
 	s := &Server{HistorySize: 16}

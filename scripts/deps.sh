@@ -10,6 +10,7 @@ missing_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing_apt+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || missing_apt+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
+command -v node >/dev/null 2>&1 || missing_apt+=(nodejs)
 
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -34,4 +35,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "deps: redis-server did not start" >&2; exit 1; }
 fi
-echo "deps: chromium, ffmpeg, redis, stripe-mock ready"
+echo "deps: chromium, ffmpeg, redis, node, stripe-mock ready"

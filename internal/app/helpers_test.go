@@ -77,3 +77,5 @@ func createStream(t testing.TB, a *App, id string) string {
 	}
 	return out.PublishKey
 }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
