@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/streamd/streamd/sfu"
@@ -171,10 +169,8 @@ type relayPull struct {
 	stream   string
 	pc       *webrtc.PeerConnection
 	session  string
-	mu       sync.Mutex
-	pub      *sfu.Publication
-	videoSSR []uint32
-	once     sync.Once
+	peerFeed
+	once sync.Once
 }
 
 func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, error) {
@@ -183,13 +179,14 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, e
 		return nil, err
 	}
 	p := &relayPull{r: r, stream: stream, pc: pc}
+	p.peerFeed = peerFeed{pc: pc, wg: &r.wg}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			_ = pc.Close()
 			return nil, err
 		}
 	}
-	pc.OnTrack(p.onTrack)
+	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.forward(t, rcv) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			go p.Close()
@@ -236,51 +233,8 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, e
 	r.pulls[stream] = p
 	r.mu.Unlock()
 	pub := r.SFU.Stream(stream).Publish(p)
-	p.mu.Lock()
-	p.pub = pub
-	p.mu.Unlock()
+	p.setPublication(pub)
 	return p, nil
-}
-
-func (p *relayPull) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	p.mu.Lock()
-	pub := p.pub
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
-		p.videoSSR = append(p.videoSSR, uint32(track.SSRC()))
-	}
-	p.mu.Unlock()
-	if pub == nil {
-		return
-	}
-	tw := pub.Track(track.Kind(), track.Codec().RTPCodecCapability)
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
-		p.RequestKeyframe()
-	}
-	p.r.wg.Add(1)
-	go func() {
-		defer p.r.wg.Done()
-		buf := make([]byte, 1500)
-		var pkt rtp.Packet
-		for {
-			n, _, err := track.Read(buf)
-			if err != nil {
-				return
-			}
-			if pkt.Unmarshal(buf[:n]) == nil {
-				tw.WriteRTP(&pkt, time.Now())
-			}
-		}
-	}()
-}
-
-// RequestKeyframe forwards the local viewers' merged keyframe need to the origin.
-func (p *relayPull) RequestKeyframe() {
-	p.mu.Lock()
-	ssrcs := append([]uint32(nil), p.videoSSR...)
-	p.mu.Unlock()
-	for _, s := range ssrcs {
-		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: s}})
-	}
 }
 
 // Close ends the pull (also called when a local publisher takes the stream over).
@@ -288,10 +242,7 @@ func (p *relayPull) Close() error {
 	p.once.Do(func() {
 		// The publication ends while the pull is still registered, so the
 		// live hook knows this "offline" is a relay's, not the origin's.
-		p.mu.Lock()
-		pub := p.pub
-		p.mu.Unlock()
-		if pub != nil {
+		if pub := p.publication(); pub != nil {
 			pub.Close()
 		}
 		p.r.mu.Lock()

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/whipx"
@@ -145,10 +143,8 @@ type whipSession struct {
 	etag   string
 	stream string
 	pc     *webrtc.PeerConnection
+	peerFeed
 
-	mu        sync.Mutex
-	pub       *sfu.Publication
-	videoSSRC []uint32
 	closeOnce sync.Once
 	connected chan struct{}
 }
@@ -165,6 +161,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 		return nil, "", fmt.Errorf("new peer connection: %w", err)
 	}
 	s := &whipSession{h: h, id: randomID(16), etag: `"` + randomID(8) + `"`, stream: stream, pc: pc, connected: make(chan struct{})}
+	s.peerFeed = peerFeed{pc: pc, wg: &h.wg}
 	pc.OnTrack(s.onTrack)
 	var connOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -206,9 +203,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 
 	// The offer is good: this publisher takes the stream over now.
 	pub := h.SFU.Stream(stream).Publish(s)
-	s.mu.Lock()
-	s.pub = pub
-	s.mu.Unlock()
+	s.setPublication(pub)
 
 	h.wg.Add(1)
 	go func() {
@@ -227,73 +222,8 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 }
 
 func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	s.mu.Lock()
-	pub := s.pub
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
-		s.videoSSRC = append(s.videoSSRC, uint32(track.SSRC()))
-	}
-	s.mu.Unlock()
-	if pub == nil {
-		return
-	}
-	tw := pub.Track(track.Kind(), track.Codec().RTPCodecCapability)
-	s.h.Logger.Info("publisher track", "stream", s.stream, "kind", track.Kind().String(), "codec", track.Codec().MimeType)
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
-		s.RequestKeyframe()
-	}
-	s.h.wg.Add(2)
-	go func() {
-		defer s.h.wg.Done()
-		readSenderReports(receiver, uint32(track.SSRC()), tw)
-	}()
-	go func() {
-		defer s.h.wg.Done()
-		buf := make([]byte, 1500)
-		var pkt rtp.Packet
-		for {
-			n, _, err := track.Read(buf)
-			if err != nil {
-				return
-			}
-			if pkt.Unmarshal(buf[:n]) != nil {
-				continue
-			}
-			tw.WriteRTP(&pkt, time.Now())
-		}
-	}()
-}
-
-// readSenderReports passes the publisher's RTCP sender reports to the sfu
-// (the media clock aligns on them). It ends with the peer connection.
-func readSenderReports(receiver *webrtc.RTPReceiver, ssrc uint32, tw *sfu.TrackWriter) {
-	for {
-		pkts, _, err := receiver.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
-				tw.SenderReport(ntpTime(sr.NTPTime), sr.RTPTime)
-			}
-		}
-	}
-}
-
-// ntpTime converts a 64-bit NTP timestamp to a time.
-func ntpTime(ntp uint64) time.Time {
-	const ntpEpochOffset = 2208988800 // 1900 → 1970
-	sec := int64(ntp>>32) - ntpEpochOffset
-	frac := float64(ntp&0xffffffff) / (1 << 32)
-	return time.Unix(sec, int64(frac*1e9))
-}
-
-// RequestKeyframe sends a PLI for the publisher's video.
-func (s *whipSession) RequestKeyframe() {
-	s.mu.Lock()
-	ssrcs := append([]uint32(nil), s.videoSSRC...)
-	s.mu.Unlock()
-	for _, ssrc := range ssrcs {
-		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	if s.forward(track, receiver) {
+		s.h.Logger.Info("publisher track", "stream", s.stream, "kind", track.Kind().String(), "codec", track.Codec().MimeType)
 	}
 }
 
@@ -303,10 +233,7 @@ func (s *whipSession) Close() error {
 		s.h.mu.Lock()
 		delete(s.h.sessions, s.id)
 		s.h.mu.Unlock()
-		s.mu.Lock()
-		pub := s.pub
-		s.mu.Unlock()
-		if pub != nil {
+		if pub := s.publication(); pub != nil {
 			pub.Close()
 		}
 		_ = s.pc.Close()

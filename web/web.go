@@ -17,18 +17,7 @@ func Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(files, "static")
 	fileServer := http.StripPrefix("/static/", http.FileServer(http.FS(static)))
 	mux.Handle("GET /static/", noCacheJS(fileServer))
-	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			b, err := files.ReadFile("pages/" + name)
-			if err != nil {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-cache")
-			_, _ = w.Write(b)
-		}
-	}
+	page := Page
 	mux.HandleFunc("GET /watch/{stream}", page("watch.html"))
 	mux.HandleFunc("GET /publish/{stream}", page("publish.html"))
 	mux.HandleFunc("GET /console/{stream}", page("console.html"))
