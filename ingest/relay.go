@@ -165,10 +165,10 @@ func (r *Relay) check(stream string) {
 }
 
 type relayPull struct {
-	r        *Relay
-	stream   string
-	pc       *webrtc.PeerConnection
-	session  string
+	r       *Relay
+	stream  string
+	pc      *webrtc.PeerConnection
+	session string
 	peerFeed
 	once sync.Once
 }
