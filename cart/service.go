@@ -348,6 +348,11 @@ func (s *Service) Available(ctx context.Context, productID string) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	// During a capped flash deal what a viewer can buy now is what is left
+	// of the deal: "sold out" must reach every screen when the cap is hit.
+	if d := p.Deal; d != nil && d.Active(s.Now()) && d.Quantity > 0 {
+		return min(p.Available, max(0, d.Quantity-d.Used)), nil
+	}
 	return p.Available, nil
 }
 
@@ -366,6 +371,9 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 		return err
 	}
 	s.stockChanged(productID)
+	// When the deal ends, what can be bought changes again (the cap no
+	// longer applies): tell viewers then too.
+	time.AfterFunc(d.EndsAt.Sub(s.Now())+50*time.Millisecond, func() { s.stockChanged(productID) })
 	return nil
 }
 

@@ -318,7 +318,8 @@ func waitJS(t *testing.T, tab context.Context, d time.Duration, js string) {
 	}
 }
 
-// shot saves a screenshot of the tab to docs/img/<name> and test-artifacts/<name>.
+// shot saves a screenshot of the tab to test-artifacts/<name>, and to
+// docs/img/<name> with STREAMD_UPDATE_SCREENSHOTS=1.
 func shot(t *testing.T, tab context.Context, name string) { screenshot(t, tab, name, true) }
 
 // artifact saves a screenshot to test-artifacts/<name> only.
@@ -334,7 +335,9 @@ func screenshot(t *testing.T, tab context.Context, name string, docs bool) {
 	}
 	root := filepath.Join("..", "..")
 	dirs := []string{filepath.Join(root, "test-artifacts")}
-	if docs {
+	// The README's screenshots are refreshed on demand, so that a test run
+	// does not rewrite tracked files.
+	if docs && os.Getenv("STREAMD_UPDATE_SCREENSHOTS") != "" {
 		dirs = append(dirs, filepath.Join(root, "docs", "img"))
 	}
 	for _, dir := range dirs {
