@@ -158,7 +158,22 @@ func (a *App) routes() {
 	a.SFU.Register(m)
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
-	a.Overlay.Register(m)
+	// The overlay socket of a stream that does not exist is refused (404)
+	// before the upgrade; the overlay itself knows nothing of the registry.
+	ovMux := http.NewServeMux()
+	a.Overlay.Register(ovMux)
+	m.HandleFunc("GET /ws/{stream}", func(w http.ResponseWriter, r *http.Request) {
+		ok, err := a.Streams.StreamExists(r.Context(), r.PathValue("stream"))
+		if err != nil {
+			httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
+			return
+		}
+		if !ok {
+			httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("stream"))
+			return
+		}
+		ovMux.ServeHTTP(w, r)
+	})
 	a.Showroom.Register(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))

@@ -18,6 +18,9 @@ func TestCardAPI(t *testing.T) {
 	if code := api(t, "POST", a.BaseURL()+"/api/products", testStaff, map[string]any{"id": "mug", "title": "Mug", "price": map[string]any{"amount": 2400, "currency": "eur"}, "stock": 5}, nil); code != 201 {
 		t.Fatalf("product: %d", code)
 	}
+	if _, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(a.BaseURL(), "http")+"/ws/nosuch", nil); err == nil || res == nil || res.StatusCode != 404 {
+		t.Fatalf("overlay socket of an unknown stream: %v", err)
+	}
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(a.BaseURL(), "http")+"/ws/cards", nil)
 	if err != nil {
 		t.Fatal(err)
