@@ -396,7 +396,11 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		if i := strings.IndexAny(line, "{ "); i >= 0 {
 			name = line[:i]
 		}
-		fs := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+		rest := line[len(name):]
+		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		fs := strings.Fields(rest)
 		if len(fs) == 0 {
 			continue
 		}

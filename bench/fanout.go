@@ -559,6 +559,14 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		r.add("in_pkt_s", rate("streamd_sfu_packets_in_total"))
 		r.add("out_MB_s", rate("streamd_sfu_bytes_out_total")/1e6)
 		r.add("out_pkt_s", rate("streamd_sfu_packets_out_total"))
+		// Heap allocations of the whole server per packet written to a
+		// viewer (Go runtime counter from /metrics): the fan-out's own share
+		// is 0; what remains is pion's SRTP/ICE path and everything else.
+		allocs := -1.0
+		if out := rate("streamd_sfu_packets_out_total"); out > 0 && m1["go_memstats_mallocs_total"] > 0 {
+			allocs = rate("go_memstats_mallocs_total") / out
+		}
+		r.add("server_allocs_per_pkt_out", allocs)
 		r.add("server_cores", cores)
 		perSub := -1.0
 		if cores >= 0 {
