@@ -27,12 +27,6 @@ type forwarder struct {
 	m       *metrics
 	// keyframeNeeded asks the publisher for a keyframe (throttled by the stream).
 	keyframeNeeded func()
-	// pool spreads the fan-out of a packet to many viewers over the cores
-	// (nil: always serial).
-	pool    *fanoutPool
-	out     outPacket
-	fanDone sync.WaitGroup
-	fanSent atomic.Int64
 
 	subsMu     sync.Mutex
 	subs       atomic.Pointer[[]*downTrack]
@@ -188,44 +182,10 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 	f.cache.store(outSeq, outTS, pkt.Marker, payload)
 
-	// out lives in the forwarder (guarded by wmu) so that handing it to the
-	// pool's workers does not put a copy on the heap per packet.
-	out := &f.out
-	*out = outPacket{seq: outSeq, ts: outTS, marker: pkt.Marker, frameStart: frameStart, payload: payload, arrival: arrival}
-	subs := *f.subs.Load()
-	var sent int
-	if f.pool != nil && f.tun.ParallelFanout > 0 && len(subs) >= f.tun.ParallelFanout {
-		sent = f.pool.fanout(f, subs, out)
-	} else {
-		sent = f.sendTo(subs, out)
-	}
-	out.payload = nil // the caller reuses its buffer
-	if sent > 0 {
-		f.m.packetsOut[f.kindIdx].Add(float64(sent))
-		f.m.bytesOut[f.kindIdx].Add(float64(sent * len(payload)))
-	}
-}
-
-// outPacket is one packet on the outgoing timeline, as the fan-out sends it.
-type outPacket struct {
-	seq        uint16
-	ts         uint32
-	marker     bool
-	frameStart bool
-	payload    []byte
-	arrival    time.Time
-}
-
-// sendTo writes the packet to each viewer in subs and returns how many got
-// it. A viewer waiting for a keyframe starts at the first packet of one; a
-// failed write sends that viewer back to waiting, without touching the others.
-// Each downTrack is written by one goroutine at a time (the caller holds
-// wmu, and a parallel fan-out gives each viewer to exactly one worker).
-func (f *forwarder) sendTo(subs []*downTrack, p *outPacket) int {
 	sent := 0
-	for _, d := range subs {
+	for _, d := range *f.subs.Load() {
 		if d.needKeyframe {
-			if !p.frameStart {
+			if !frameStart {
 				f.m.dropWaitingKeyframe.Inc()
 				continue
 			}
@@ -235,15 +195,18 @@ func (f *forwarder) sendTo(subs []*downTrack, p *outPacket) int {
 			f.m.dropNoCodec.Inc()
 			continue
 		}
-		if err := d.write(p.seq, p.ts, p.marker, p.payload); err != nil {
+		if err := d.write(outSeq, outTS, pkt.Marker, payload); err != nil {
 			f.m.dropWriteError.Inc()
 			d.needKeyframe = f.video
 			continue
 		}
 		sent++
-		f.m.forwardDelay.Observe(time.Since(p.arrival).Seconds())
+		f.m.forwardDelay.Observe(time.Since(arrival).Seconds())
 	}
-	return sent
+	if sent > 0 {
+		f.m.packetsOut[f.kindIdx].Add(float64(sent))
+		f.m.bytesOut[f.kindIdx].Add(float64(sent * len(payload)))
+	}
 }
 
 // sync splices a new source into the outgoing timeline at pkt.

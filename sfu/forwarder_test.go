@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,32 +198,13 @@ func TestKeyframeDetection(t *testing.T) {
 	}
 }
 
-// The fan-out allocates nothing per packet, serial or spread over workers.
+// The fan-out allocates nothing per packet.
 func TestFanoutAllocatesNothing(t *testing.T) {
-	for _, parallel := range []bool{false, true} {
-		f, _ := testForwarder(t)
-		if parallel {
-			f.pool = newFanoutPool(2)
-			defer f.pool.close()
-		}
-		fanoutAllocs(t, f, parallel)
-	}
-}
-
-func fanoutAllocs(t *testing.T, f *forwarder, parallel bool) {
+	f, _ := testForwarder(t)
 	gen := f.attach(h264)
-	sinks := make([]*sinkWriter, 50)
-	for i := range sinks {
-		sinks[i] = &sinkWriter{}
-		viewer(f, sinks[i])
+	for i := 0; i < 50; i++ {
+		viewer(f, &sinkWriter{})
 	}
-	defer func() {
-		for i, s := range sinks {
-			if s.n.Load() == 0 {
-				t.Fatalf("parallel=%v: viewer %d got nothing", parallel, i)
-			}
-		}
-	}()
 	now := time.Now()
 	f.write(gen, pkt(0, 0, idr, true), now)
 	seq := uint16(1)
@@ -238,50 +218,40 @@ func fanoutAllocs(t *testing.T, f *forwarder, parallel bool) {
 		seq++
 	})
 	if allocs != 0 {
-		t.Fatalf("parallel=%v: %.1f allocations per forwarded packet", parallel, allocs)
+		t.Fatalf("%.1f allocations per forwarded packet", allocs)
 	}
 }
 
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 300} {
-		for _, parallel := range []bool{false, true} {
-			name := itoa(n)
-			if parallel {
-				name += "-parallel"
+		b.Run(itoa(n), func(b *testing.B) {
+			f, _ := testForwarder(b)
+			gen := f.attach(h264)
+			for i := 0; i < n; i++ {
+				viewer(f, &sinkWriter{})
 			}
-			b.Run(name, func(b *testing.B) {
-				f, _ := testForwarder(b)
-				if parallel {
-					f.pool = newFanoutPool(runtime.GOMAXPROCS(0) - 1)
-					defer f.pool.close()
+			now := time.Now()
+			f.write(gen, pkt(0, 0, idr, true), now)
+			payload := make([]byte, 1100)
+			payload[0] = 0x41
+			key := make([]byte, 1100)
+			key[0] = 0x65
+			p := pkt(0, 0, payload, false)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload) * n))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// 8 packets a frame, a keyframe every 30 frames (1 s GOP).
+				p.SequenceNumber = uint16(i + 1)
+				p.Timestamp = uint32(i/8) * 3000
+				p.Payload = payload
+				if i%240 == 0 {
+					p.Payload = key
 				}
-				gen := f.attach(h264)
-				for i := 0; i < n; i++ {
-					viewer(f, &sinkWriter{})
-				}
-				now := time.Now()
-				f.write(gen, pkt(0, 0, idr, true), now)
-				payload := make([]byte, 1100)
-				payload[0] = 0x41
-				key := make([]byte, 1100)
-				key[0] = 0x65
-				p := pkt(0, 0, payload, false)
-				b.ReportAllocs()
-				b.SetBytes(int64(len(payload) * n))
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					// 8 packets a frame, a keyframe every 30 frames (1 s GOP).
-					p.SequenceNumber = uint16(i + 1)
-					p.Timestamp = uint32(i/8) * 3000
-					p.Payload = payload
-					if i%240 == 0 {
-						p.Payload = key
-					}
-					f.write(gen, p, now)
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/packet-viewer")
-			})
-		}
+				f.write(gen, p, now)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/packet-viewer")
+		})
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
@@ -34,11 +33,6 @@ type Tuning struct {
 	LiveTimeout time.Duration
 	// RetransmitRate caps NACK retransmissions per viewer track (packets/s).
 	RetransmitRate float64
-	// ParallelFanout: a packet going to at least this many viewers is
-	// written from several goroutines (0: always from the publisher's).
-	ParallelFanout int
-	// FanoutWorkers is the number of helper goroutines (default GOMAXPROCS-1).
-	FanoutWorkers int
 }
 
 // DefaultTuning returns the defaults.
@@ -51,7 +45,6 @@ func DefaultTuning() Tuning {
 		ClockExtrapolation: 500 * time.Millisecond,
 		LiveTimeout:        3 * time.Second,
 		RetransmitRate:     400,
-		ParallelFanout:     48,
 	}
 }
 
@@ -77,7 +70,6 @@ type SFU struct {
 	Logger      *slog.Logger
 
 	m        *metrics
-	pool     *fanoutPool
 	mu       sync.Mutex
 	streams  map[string]*Stream
 	sessions map[string]*Subscriber
@@ -94,12 +86,6 @@ func (s *SFU) Initialize() error {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	s.m = newMetrics(s.Registerer)
-	if s.Tuning.FanoutWorkers == 0 {
-		s.Tuning.FanoutWorkers = runtime.GOMAXPROCS(0) - 1
-	}
-	if s.Tuning.ParallelFanout > 0 && s.Tuning.FanoutWorkers > 0 {
-		s.pool = newFanoutPool(s.Tuning.FanoutWorkers)
-	}
 	s.streams = map[string]*Stream{}
 	s.sessions = map[string]*Subscriber{}
 	return nil
@@ -125,9 +111,6 @@ func (s *SFU) Close() {
 		st.unpublishAll()
 	}
 	s.wg.Wait()
-	if s.pool != nil {
-		s.pool.close()
-	}
 }
 
 // Stream returns the stream with that id, creating its state on first use.

@@ -34,7 +34,6 @@ func newStream(id string, s *SFU) *Stream {
 	st := &Stream{id: id, s: s}
 	st.video = newForwarder(true, &s.Tuning, s.m, st.requestKeyframe)
 	st.audio = newForwarder(false, &s.Tuning, s.m, func() {})
-	st.video.pool, st.audio.pool = s.pool, s.pool
 	return st
 }
 
