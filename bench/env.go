@@ -498,3 +498,36 @@ func (p *Progress) Done() {
 func (p *Progress) Stop() {
 	p.once.Do(func() { close(p.stop); <-p.done })
 }
+
+// histQuantile estimates quantile q of a Prometheus histogram from the
+// bucket counts gained between two scrapes (the upper bound of the bucket
+// the quantile falls in); -1 when the histogram is absent or empty.
+func histQuantile(before, after map[string]float64, name string, q float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	prefix := name + `_bucket{le="`
+	for k, v := range after {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(k, prefix), `"}`), 64)
+		if err != nil {
+			le = math.Inf(1)
+		}
+		bs = append(bs, bucket{le, v - before[k]})
+	}
+	if len(bs) == 0 {
+		return -1
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	total := bs[len(bs)-1].n
+	if total <= 0 {
+		return -1
+	}
+	for _, b := range bs {
+		if b.n >= q*total {
+			return b.le
+		}
+	}
+	return bs[len(bs)-1].le
+}

@@ -184,6 +184,7 @@ func runOverlay(ctx context.Context, e *Env) ([]Row, error) {
 		pushes := max(1, int(o.OverlayDuration/o.CardInterval))
 		pushAt := map[uint64]int64{}
 		u := startUsage(srv.PID)
+		mBefore, _ := scrape(ctx, srv.Base+"/metrics")
 		next := time.Now()
 		var pushLat []float64
 		for i := 0; i < pushes && ctx.Err() == nil; i++ {
@@ -228,6 +229,9 @@ func runOverlay(ctx context.Context, e *Env) ([]Row, error) {
 		r.add("push_p99_ms", percentile(sl, 0.99))
 		r.add("push_max_ms", percentile(sl, 1))
 		r.add("api_p50_ms", percentile(sortedCopy(pushLat), 0.5))
+		// The server's own push → written-to-socket delay (overlay histogram).
+		mAfter, _ := scrape(ctx, srv.Base+"/metrics")
+		r.add("written_p99_ms", histQuantile(mBefore, mAfter, "streamd_overlay_push_delay_seconds", 0.99)*1000)
 		r.add("lost", lost)
 		r.add("seq_gaps", gaps)
 		r.add("closed", closed)

@@ -85,7 +85,7 @@ func accessUnits(t *testing.T, pkts []rtctest.Packet) (n int, firstKey bool) {
 	t.Helper()
 	var dep codecs.H264Packet
 	var au []byte
-	for _, p := range pkts {
+	for _, p := range rtctest.InOrder(pkts) {
 		if len(p.Payload) > 1200 {
 			t.Fatalf("H.264 payload of %d bytes (max 1200)", len(p.Payload))
 		}

@@ -39,7 +39,7 @@ func frames(pkts []rtctest.Packet) (n int, firstIsKey bool) {
 	var dep codecs.H264Packet
 	var au []byte
 	first := true
-	for _, p := range pkts {
+	for _, p := range rtctest.InOrder(pkts) {
 		b, err := dep.Unmarshal(p.Payload)
 		if err == nil {
 			au = append(au, b...)

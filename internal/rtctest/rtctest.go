@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"sync"
 	"time"
 
@@ -301,4 +302,35 @@ func (s *Subscriber) SendPLI(ssrc uint32) error {
 func (s *Subscriber) Close() {
 	_ = Delete(s.Session, "")
 	_ = s.PC.Close()
+}
+
+// InOrder is what a receiver's jitter buffer does: packets sorted by
+// (unwrapped) sequence number, duplicates dropped. Retransmissions arrive
+// after later packets; depacketizing in arrival order would mix frames.
+func InOrder(pkts []Packet) []Packet {
+	if len(pkts) == 0 {
+		return nil
+	}
+	type ext struct {
+		n int64
+		p Packet
+	}
+	xs := make([]ext, 0, len(pkts))
+	last := int64(pkts[0].SequenceNumber)
+	for _, p := range pkts {
+		n := last + int64(int16(p.SequenceNumber-uint16(last)))
+		xs = append(xs, ext{n, p})
+		if n > last {
+			last = n
+		}
+	}
+	sort.SliceStable(xs, func(i, j int) bool { return xs[i].n < xs[j].n })
+	out := make([]Packet, 0, len(xs))
+	for i, x := range xs {
+		if i > 0 && x.n == xs[i-1].n {
+			continue
+		}
+		out = append(out, x.p)
+	}
+	return out
 }
