@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pushDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "streamd_overlay_push_delay_seconds",
 			Help:    "Time from an event reaching this node's hub to its write on a connection.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .25, .5, 1, 2.5},
 		}),
 	}
 	if reg == nil {
