@@ -1,5 +1,7 @@
 // Package ingest turns publishers into sfu sources: WHIP (RFC 9725) sessions
-// from OBS and browsers, and (rtsp.go) RTSP publishers and camera pulls.
+// from OBS and browsers (whip.go), RTSP publishers, readers and camera pulls
+// (rtsp*.go), and pulls of streams published on another node of a cluster
+// (relay.go).
 package ingest
 
 import (

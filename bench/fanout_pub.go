@@ -1,0 +1,56 @@
+// The fan-out scenario's WHIP publisher: a looped clip at a fixed frame
+// rate, each frame stamped with a bench SEI.
+
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/streamd/streamd/internal/rtctest"
+)
+
+type fanoutPublisher struct {
+	pub       *rtctest.Publisher
+	counter   atomic.Uint64 // next frame number
+	writeErrs atomic.Int64
+	late      atomic.Int64 // frames sent more than one frame time late
+}
+
+// run sends the clip in a loop at fps (with Opus every 20 ms) until ctx ends.
+func (p *fanoutPublisher) run(ctx context.Context, aus [][]byte, fps int) {
+	dur := time.Second / time.Duration(fps)
+	start := time.Now()
+	audio := time.NewTicker(20 * time.Millisecond)
+	defer audio.Stop()
+	next := start
+	for i := 0; ; i++ {
+		next = next.Add(dur)
+		for {
+			wait := time.Until(next)
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-audio.C:
+				_ = p.pub.Audio.WriteSample(media.Sample{Data: rtctest.OpusSilence, Duration: 20 * time.Millisecond})
+			case <-time.After(wait):
+			}
+		}
+		c := p.counter.Load()
+		now := time.Now()
+		if now.Sub(next) > dur {
+			p.late.Add(1)
+		}
+		au := withSEI(aus[i%len(aus)], seiNAL(c, now.UnixNano()))
+		if err := p.pub.Video.WriteSample(media.Sample{Data: au, Duration: dur}); err != nil {
+			p.writeErrs.Add(1)
+		}
+		p.counter.Add(1)
+	}
+}

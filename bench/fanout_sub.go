@@ -1,0 +1,231 @@
+// The fan-out scenario's WHEP viewers, which measure each frame's delay
+// (from its SEI), their join time and packet gaps without decoding.
+
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/internal/rtctest"
+)
+
+type frameAcc struct {
+	counter int64 // -1 until the SEI arrived
+	sendNs  int64
+	s0, s1  int32 // first (SEI) and last (marker) sequence numbers, -1 unknown
+	count   int
+	key     bool
+	created int64
+}
+
+type frameRec struct {
+	counter uint64
+	delayUs int32
+}
+
+// fanoutSub is a WHEP viewer that measures per frame without decoding.
+type fanoutSub struct {
+	pc       *webrtc.PeerConnection
+	session  string
+	postedNs int64
+
+	mu       sync.Mutex
+	frames   map[uint32]*frameAcc
+	recs     []frameRec
+	joinNs   int64 // POST → first complete keyframe; 0 until then
+	lastSeq  int32
+	gaps     int // packets missing when seen (before any retransmission)
+	packets  int
+	lastGC   int64
+	failed   atomic.Bool
+	closeErr error
+}
+
+func newFanoutSub(ctx context.Context, api *webrtc.API, endpoint string) (*fanoutSub, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	s := &fanoutSub{pc: pc, frames: map[uint32]*frameAcc{}, lastSeq: -1}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			pc.Close()
+			return nil, err
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		buf := make([]byte, 1600)
+		var h rtp.Header
+		video := t.Kind() == webrtc.RTPCodecTypeVideo
+		for {
+			n, _, err := t.Read(buf)
+			if err != nil {
+				return
+			}
+			if !video {
+				continue
+			}
+			off, err := h.Unmarshal(buf[:n])
+			if err != nil {
+				continue
+			}
+			end := n
+			if h.Padding && n > off {
+				end -= int(buf[n-1])
+			}
+			if end < off {
+				continue
+			}
+			s.onVideo(&h, buf[off:end], time.Now().UnixNano())
+		}
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			s.failed.Store(true)
+		}
+	})
+	s.postedNs = time.Now().UnixNano()
+	if s.session, err = rtctest.Exchange(ctx, pc, endpoint, ""); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	if err := rtctest.WaitConnected(ctx, pc); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *fanoutSub) onVideo(h *rtp.Header, payload []byte, now int64) {
+	if len(payload) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.packets++
+	seq := int32(h.SequenceNumber)
+	if s.lastSeq >= 0 {
+		if d := int16(h.SequenceNumber - uint16(s.lastSeq)); d > 0 {
+			s.gaps += int(d) - 1
+			s.lastSeq = seq
+		}
+	} else {
+		s.lastSeq = seq
+	}
+	fa := s.frames[h.Timestamp]
+	if fa == nil {
+		fa = &frameAcc{counter: -1, s0: -1, s1: -1, created: now}
+		s.frames[h.Timestamp] = fa
+	}
+	fa.count++
+	inspect := func(nal []byte) {
+		switch nal[0] & 0x1f {
+		case 5, 7:
+			fa.key = true
+		case 6:
+			if c, t, ok := parseSEI(nal); ok {
+				fa.counter, fa.sendNs, fa.s0 = int64(c), t, seq
+			}
+		}
+	}
+	switch t := payload[0] & 0x1f; {
+	case t == 24: // STAP-A
+		for p := payload[1:]; len(p) > 2; {
+			sz := int(binary.BigEndian.Uint16(p))
+			p = p[2:]
+			if sz == 0 || sz > len(p) {
+				break
+			}
+			inspect(p[:sz])
+			p = p[sz:]
+		}
+	case t == 28: // FU-A
+		if len(payload) > 1 && payload[1]&0x80 != 0 && payload[1]&0x1f == 5 {
+			fa.key = true
+		}
+	case t >= 1 && t <= 23:
+		inspect(payload)
+	}
+	if h.Marker {
+		fa.s1 = seq
+	}
+	if fa.counter >= 0 && fa.s0 >= 0 && fa.s1 >= 0 && fa.count >= int(uint16(fa.s1-fa.s0))+1 {
+		delete(s.frames, h.Timestamp)
+		s.recs = append(s.recs, frameRec{counter: uint64(fa.counter), delayUs: int32((now - fa.sendNs) / 1000)})
+		if s.joinNs == 0 && fa.key {
+			s.joinNs = now - s.postedNs
+		}
+	}
+	if now-s.lastGC > int64(time.Second) {
+		s.lastGC = now
+		for ts, f := range s.frames {
+			if now-f.created > int64(3*time.Second) {
+				delete(s.frames, ts)
+			}
+		}
+	}
+}
+
+// window returns the frames with counter in [c0, c1] and resets nothing.
+func (s *fanoutSub) window(c0, c1 uint64) (recs []frameRec, gaps, packets int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.recs {
+		if r.counter >= c0 && r.counter <= c1 {
+			recs = append(recs, r)
+		}
+	}
+	return recs, s.gaps, s.packets
+}
+
+// trim drops frame records before c0 (keeps memory flat across steps).
+func (s *fanoutSub) trim(c0 uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.recs[:0]
+	for _, r := range s.recs {
+		if r.counter >= c0 {
+			kept = append(kept, r)
+		}
+	}
+	s.recs = kept
+}
+
+func (s *fanoutSub) counters() (gaps, packets int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gaps, s.packets
+}
+
+func (s *fanoutSub) close() {
+	_ = rtctest.Delete(s.session, "")
+	_ = s.pc.Close()
+}
+
+// noNackAPI is rtctest.NewAPI's loopback setup with RTCP reports but no
+// NACK generator (-sub-nack=false): viewers never ask for retransmissions.
+func noNackAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(0)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}

@@ -1,0 +1,197 @@
+// RedisStore's catalog: the product definition key, the fields of the inv
+// hash the scripts read, and deals.
+
+package cart
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func (s *RedisStore) CreateProduct(ctx context.Context, p Product) error {
+	p.Deal = nil
+	for i := range p.SKUs {
+		p.SKUs[i].Held, p.SKUs[i].Sold, p.SKUs[i].Available = 0, 0, 0
+	}
+	k := s.pkeys(p.ID)
+	def, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	ok, err := s.c.SetNX(ctx, k[6], def, 0).Result()
+	if err != nil {
+		return fmt.Errorf("create product: %w", err)
+	}
+	if !ok {
+		return ErrExists
+	}
+	_, err = s.c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(ctx, k[0], invFields(&p, true)...)
+		pipe.SAdd(ctx, s.prefix+"products", p.ID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create product: %w", err)
+	}
+	return nil
+}
+
+// invFields mirrors what the scripts need of the definition into the inv hash.
+func invFields(p *Product, withStock bool) []any {
+	active, only := "0", ""
+	if p.Active {
+		active = "1"
+	}
+	if len(p.SKUs) == 1 {
+		only = p.SKUs[0].ID
+	}
+	f := []any{"active", active, "price", p.Price.Amount, "currency", p.Price.Currency, "limit", p.PerBuyerLimit, "only_sku", only}
+	if withStock {
+		for _, k := range p.SKUs {
+			f = append(f, "stock:"+k.ID, k.Stock)
+		}
+	}
+	return f
+}
+
+func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (Product, error) {
+	k := s.pkeys(id)
+	update := func(tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, k[6]).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var p Product
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("decode product: %w", err)
+		}
+		if err := applyUpdate(&p, u); err != nil {
+			return err
+		}
+		def, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, k[6], def, 0)
+			f := invFields(&p, false)
+			for sku, n := range u.Stock {
+				kk, _ := p.sku(sku)
+				f = append(f, "stock:"+kk.ID, n)
+			}
+			pipe.HSet(ctx, k[0], f...)
+			return nil
+		})
+		return err
+	}
+	var err error
+	for range 20 {
+		if err = s.c.Watch(ctx, update, k[6]); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnknownSKU) || errors.Is(err, ErrSKURequired) {
+		return Product{}, err
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("update product: %w", err)
+	}
+	return s.GetProduct(ctx, id)
+}
+
+func (s *RedisStore) GetProduct(ctx context.Context, id string) (Product, error) {
+	k := s.pkeys(id)
+	pipe := s.c.Pipeline()
+	def := pipe.Get(ctx, k[6])
+	inv := pipe.HGetAll(ctx, k[0])
+	deal := pipe.HGetAll(ctx, k[4])
+	_, err := pipe.Exec(ctx)
+	if errors.Is(def.Err(), redis.Nil) {
+		return Product{}, ErrNotFound
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("get product: %w", err)
+	}
+	return buildProduct(def.Val(), inv.Val(), deal.Val())
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func buildProduct(def string, inv, deal map[string]string) (Product, error) {
+	var p Product
+	if err := json.Unmarshal([]byte(def), &p); err != nil {
+		return Product{}, fmt.Errorf("decode product: %w", err)
+	}
+	for i := range p.SKUs {
+		k := &p.SKUs[i]
+		k.Stock, k.Held, k.Sold = atoi(inv["stock:"+k.ID]), atoi(inv["held:"+k.ID]), atoi(inv["sold:"+k.ID])
+	}
+	p.Deal = nil
+	if deal["id"] != "" {
+		ends, _ := strconv.ParseInt(deal["ends"], 10, 64)
+		amount, _ := strconv.ParseInt(deal["amount"], 10, 64)
+		ttl, _ := strconv.ParseInt(deal["ttl"], 10, 64)
+		p.Deal = &Deal{ID: deal["id"], Price: Money{Amount: amount, Currency: deal["currency"]},
+			EndsAt: time.UnixMilli(ends), Quantity: atoi(deal["cap"]), PerBuyer: atoi(deal["perbuyer"]),
+			HoldTTL: time.Duration(ttl) * time.Millisecond, Used: atoi(deal["used"])}
+	}
+	p.fillTotals(time.Now())
+	return p, nil
+}
+
+func (s *RedisStore) ListProducts(ctx context.Context) ([]Product, error) {
+	ids, err := s.c.SMembers(ctx, s.prefix+"products").Result()
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	out := make([]Product, 0, len(ids))
+	for _, id := range ids {
+		p, err := s.GetProduct(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (s *RedisStore) SetDeal(ctx context.Context, productID string, d Deal) (Deal, error) {
+	k := s.pkeys(productID)
+	if n, err := s.c.Exists(ctx, k[6]).Result(); err != nil {
+		return Deal{}, fmt.Errorf("set deal: %w", err)
+	} else if n == 0 {
+		return Deal{}, ErrNotFound
+	}
+	d.ID, d.Used, d.Remaining = randomID(), 0, nil
+	_, err := s.c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Del(ctx, k[4], k[5])
+		pipe.HSet(ctx, k[4], "id", d.ID, "amount", d.Price.Amount, "currency", d.Price.Currency,
+			"ends", d.EndsAt.UnixMilli(), "cap", d.Quantity, "perbuyer", d.PerBuyer,
+			"ttl", d.HoldTTL.Milliseconds(), "used", 0)
+		return nil
+	})
+	if err != nil {
+		return Deal{}, fmt.Errorf("set deal: %w", err)
+	}
+	return d, nil
+}
+
+func (s *RedisStore) ClearDeal(ctx context.Context, productID string) error {
+	k := s.pkeys(productID)
+	if err := s.c.Del(ctx, k[4], k[5]).Err(); err != nil {
+		return fmt.Errorf("clear deal: %w", err)
+	}
+	return nil
+}

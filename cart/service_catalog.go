@@ -1,0 +1,159 @@
+// The catalog side of the Service: validating and storing products.
+
+package cart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ProductInput is the body of POST /api/products.
+type ProductInput struct {
+	ID            string     `json:"id"`
+	Title         string     `json:"title"`
+	Description   string     `json:"description,omitempty"`
+	Images        []string   `json:"images,omitempty"`
+	Price         Money      `json:"price"`
+	Stock         int        `json:"stock"`
+	Active        *bool      `json:"active,omitempty"`
+	PerBuyerLimit int        `json:"per_buyer_limit,omitempty"`
+	SKUs          []SKUInput `json:"skus,omitempty"`
+}
+
+// SKUInput is one SKU of a ProductInput.
+type SKUInput struct {
+	ID      string            `json:"id"`
+	Title   string            `json:"title,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+	Stock   int               `json:"stock"`
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+func checkMoney(m *Money) error {
+	m.Currency = strings.ToLower(m.Currency)
+	if !currencyRE.MatchString(m.Currency) {
+		return invalid("price.currency must be an ISO 4217 code like \"eur\"")
+	}
+	if m.Amount < 0 || m.Amount > 1e11 {
+		return invalid("price.amount must be a non-negative integer in minor units")
+	}
+	return nil
+}
+
+// CreateProduct validates and stores a product (active unless said otherwise).
+func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
+	if !ValidID(in.ID) {
+		return Product{}, invalid("id must be 1-64 letters, digits, '_', '-' or '.'")
+	}
+	if in.Title == "" || len(in.Title) > 200 {
+		return Product{}, invalid("title is required (at most 200 characters)")
+	}
+	if err := checkMoney(&in.Price); err != nil {
+		return Product{}, err
+	}
+	if in.Stock < 0 || in.PerBuyerLimit < 0 {
+		return Product{}, invalid("stock and per_buyer_limit must not be negative")
+	}
+	if len(in.Images) > 20 || len(in.SKUs) > 200 {
+		return Product{}, invalid("at most 20 images and 200 SKUs")
+	}
+	p := Product{ID: in.ID, Title: in.Title, Description: in.Description, Images: in.Images, Price: in.Price,
+		Active: in.Active == nil || *in.Active, PerBuyerLimit: in.PerBuyerLimit}
+	if p.Images == nil {
+		p.Images = []string{}
+	}
+	if len(in.SKUs) == 0 {
+		p.SKUs = []SKU{{ID: DefaultSKU, Stock: in.Stock}}
+	}
+	seen := map[string]bool{}
+	for _, k := range in.SKUs {
+		if !ValidID(k.ID) || seen[k.ID] {
+			return Product{}, invalid("sku ids must be unique, 1-64 letters, digits, '_', '-' or '.'")
+		}
+		if k.Stock < 0 {
+			return Product{}, invalid("sku stock must not be negative")
+		}
+		seen[k.ID] = true
+		p.SKUs = append(p.SKUs, SKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock})
+	}
+	if err := s.Store.CreateProduct(ctx, p); err != nil {
+		return Product{}, err
+	}
+	s.stockChanged(p.ID)
+	return s.Store.GetProduct(ctx, p.ID)
+}
+
+// UpdateProduct applies a partial update.
+func (s *Service) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (Product, error) {
+	if u.Price != nil {
+		if err := checkMoney(u.Price); err != nil {
+			return Product{}, err
+		}
+	}
+	for _, n := range u.Stock {
+		if n < 0 {
+			return Product{}, invalid("stock must not be negative")
+		}
+	}
+	if u.PerBuyerLimit != nil && *u.PerBuyerLimit < 0 {
+		return Product{}, invalid("per_buyer_limit must not be negative")
+	}
+	p, err := s.Store.UpdateProduct(ctx, id, u)
+	if err != nil {
+		return Product{}, err
+	}
+	s.stockChanged(id)
+	return p, nil
+}
+
+// GetProduct returns a product with availability and its active deal.
+func (s *Service) GetProduct(ctx context.Context, id string) (Product, error) {
+	return s.Store.GetProduct(ctx, id)
+}
+
+// ListProducts returns the catalog.
+func (s *Service) ListProducts(ctx context.Context) ([]Product, error) {
+	return s.Store.ListProducts(ctx)
+}
+
+// Available is the product's units for sale now (all SKUs).
+func (s *Service) Available(ctx context.Context, productID string) (int, error) {
+	p, err := s.Store.GetProduct(ctx, productID)
+	if err != nil {
+		return 0, err
+	}
+	// During a capped flash deal what a viewer can buy now is what is left
+	// of the deal: "sold out" must reach every screen when the cap is hit.
+	if d := p.Deal; d != nil && d.Active(s.Now()) && d.Quantity > 0 {
+		return min(p.Available, max(0, d.Quantity-d.Used)), nil
+	}
+	return p.Available, nil
+}
+
+// SeedDemo creates a small demo catalog; products that exist are left alone.
+func (s *Service) SeedDemo(ctx context.Context) error {
+	yes := true
+	demo := []ProductInput{
+		{ID: "tee-classic", Title: "Classic tee", Description: "Organic cotton T-shirt", Images: []string{"/static/demo/tee.jpg"},
+			Price: Money{Amount: 2900, Currency: "eur"}, Active: &yes, SKUs: []SKUInput{
+				{ID: "tee-s-black", Title: "S / black", Options: map[string]string{"size": "S", "colour": "black"}, Stock: 20},
+				{ID: "tee-m-black", Title: "M / black", Options: map[string]string{"size": "M", "colour": "black"}, Stock: 30},
+				{ID: "tee-l-white", Title: "L / white", Options: map[string]string{"size": "L", "colour": "white"}, Stock: 25},
+			}},
+		{ID: "mug-studio", Title: "Studio mug", Description: "Stoneware mug, 350 ml", Images: []string{"/static/demo/mug.jpg"},
+			Price: Money{Amount: 1500, Currency: "eur"}, Stock: 50, Active: &yes},
+		{ID: "sneaker-drop", Title: "Limited sneaker", Description: "Numbered drop, one pair per buyer", Images: []string{"/static/demo/sneaker.jpg"},
+			Price: Money{Amount: 12900, Currency: "eur"}, Stock: 10, PerBuyerLimit: 1, Active: &yes},
+	}
+	for _, p := range demo {
+		if _, err := s.CreateProduct(ctx, p); err != nil && !errors.Is(err, ErrExists) {
+			return fmt.Errorf("seed %s: %w", p.ID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// RTSP readers: describing a live stream's codecs and feeding each reader
+// from sfu taps, as a WHEP viewer is fed.
+
+package ingest
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// readerTrack is one kind a reader gets: its media in the reader's SDP and
+// the codec it was described with.
+type readerTrack struct {
+	medi  *description.Media
+	codec webrtc.RTPCodecCapability
+	pt    uint8
+}
+
+// newReadStream describes a live stream's current codecs for a reader.
+func (s *RTSPServer) newReadStream(id string) (*gortsplib.ServerStream, *base.Response) {
+	st := s.SFU.Stream(id)
+	desc := &description.Session{Title: id}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		c, ok := st.Codec(kind)
+		if !ok {
+			continue
+		}
+		f := rtspFormat(c)
+		if f == nil {
+			continue
+		}
+		mt := description.MediaTypeVideo
+		if kind == webrtc.RTPCodecTypeAudio {
+			mt = description.MediaTypeAudio
+		}
+		desc.Medias = append(desc.Medias, &description.Media{Type: mt, Formats: []format.Format{f}})
+	}
+	if len(desc.Medias) == 0 || !s.SFU.Live(id) {
+		s.m.rejected.WithLabelValues("not_live").Inc()
+		return nil, respond(base.StatusNotFound, "stream "+id+" is not live")
+	}
+	ss := &gortsplib.ServerStream{Server: s.srv, Desc: desc}
+	if err := ss.Initialize(); err != nil {
+		s.Logger.Error("rtsp: read stream", "stream", id, "err", err)
+		return nil, respond(base.StatusInternalServerError, "")
+	}
+	return ss, nil
+}
+
+// rtspFormat is how an sfu codec is described to RTSP readers.
+func rtspFormat(c webrtc.RTPCodecCapability) format.Format {
+	switch strings.ToLower(c.MimeType) {
+	case strings.ToLower(webrtc.MimeTypeH264):
+		return &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+	case strings.ToLower(webrtc.MimeTypeH265):
+		return &format.H265{PayloadTyp: 96}
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		return &format.VP8{PayloadTyp: 96}
+	case strings.ToLower(webrtc.MimeTypeVP9):
+		return &format.VP9{PayloadTyp: 96}
+	case strings.ToLower(webrtc.MimeTypeAV1):
+		return &format.AV1{PayloadTyp: 96}
+	case strings.ToLower(webrtc.MimeTypeOpus):
+		return &format.Opus{PayloadTyp: 111, ChannelCount: 2}
+	case strings.ToLower(webrtc.MimeTypePCMU):
+		return &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
+	case strings.ToLower(webrtc.MimeTypePCMA):
+		return &format.G711{PayloadTyp: 8, MULaw: false, SampleRate: 8000, ChannelCount: 1}
+	}
+	return nil
+}
+
+// codecOfFormat is the inverse of rtspFormat, for the reader's taps.
+func codecOfFormat(f format.Format) webrtc.RTPCodecCapability {
+	switch f := f.(type) {
+	case *format.H264:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "packetization-mode=1"}
+	case *format.H265:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}
+	case *format.VP8:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	case *format.VP9:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}
+	case *format.AV1:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}
+	case *format.Opus:
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	case *format.G711:
+		if f.MULaw {
+			return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}
+		}
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}
+	}
+	return webrtc.RTPCodecCapability{}
+}
+
+func readTracks(st *gortsplib.ServerStream) map[webrtc.RTPCodecType]readerTrack {
+	out := map[webrtc.RTPCodecType]readerTrack{}
+	for _, medi := range st.Desc.Medias {
+		kind := webrtc.RTPCodecTypeVideo
+		if medi.Type == description.MediaTypeAudio {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		f := medi.Formats[0]
+		out[kind] = readerTrack{medi: medi, codec: codecOfFormat(f), pt: f.PayloadType()}
+	}
+	return out
+}
+
+// rtspReader is one RTSP reader session: its own gortsplib stream fed by
+// sfu taps, so that it joins like a WHEP viewer (from the keyframe cache).
+type rtspReader struct {
+	s      *RTSPServer
+	stream string
+	ss     *gortsplib.ServerSession
+	st     *gortsplib.ServerStream
+	tracks map[webrtc.RTPCodecType]readerTrack
+
+	mu      sync.Mutex
+	removes []func()
+	started bool
+	closed  bool
+	since   time.Time // when the stream was last seen live
+}
+
+func (r *rtspReader) start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	st := r.s.SFU.Stream(r.stream)
+	for kind, t := range r.tracks {
+		w := &tapWriter{st: r.st, medi: t.medi}
+		codecs := []webrtc.RTPCodecParameters{{RTPCodecCapability: t.codec, PayloadType: webrtc.PayloadType(t.pt)}}
+		r.removes = append(r.removes, st.AddTap(kind, w, codecs, randomSSRC()))
+	}
+	r.s.Logger.Info("rtsp reader", "stream", r.stream, "tracks", len(r.tracks))
+}
+
+// check says why the reader should end, if it should.
+func (r *rtspReader) check(now time.Time, idle time.Duration) string {
+	st := r.s.SFU.Stream(r.stream)
+	live := r.s.SFU.Live(r.stream)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if live {
+		r.since = now
+		for kind, t := range r.tracks {
+			if c, ok := st.Codec(kind); ok && !strings.EqualFold(c.MimeType, t.codec.MimeType) {
+				return "the stream's " + kind.String() + " codec changed to " + c.MimeType
+			}
+		}
+		return ""
+	}
+	if now.Sub(r.since) > idle {
+		return "the stream has had no publisher for " + idle.String()
+	}
+	return ""
+}
+
+func (r *rtspReader) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	removes := r.removes
+	r.removes = nil
+	r.mu.Unlock()
+	for _, rm := range removes {
+		rm()
+	}
+	r.st.Close()
+	r.s.mu.Lock()
+	_, ok := r.s.readers[r]
+	delete(r.s.readers, r)
+	r.s.mu.Unlock()
+	if ok {
+		r.s.m.read.Dec()
+	}
+}
+
+// tapWriter hands the sfu's packets to a reader's gortsplib stream, which
+// queues them per reader (it never blocks the fan-out).
+type tapWriter struct {
+	st   *gortsplib.ServerStream
+	medi *description.Media
+	pkt  rtp.Packet
+}
+
+func (w *tapWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.pkt.Header = *h
+	w.pkt.Payload = payload
+	if err := w.st.WritePacketRTP(w.medi, &w.pkt); err != nil {
+		return 0, err
+	}
+	return len(payload), nil
+}
+
+func (w *tapWriter) Write(b []byte) (int, error) {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	return w.WriteRTP(&p.Header, p.Payload)
+}
+
+func randomSSRC() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}

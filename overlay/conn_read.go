@@ -1,0 +1,92 @@
+// What a client may send (clock-sync pings, rate limited) and the replies
+// queued for that connection only.
+
+package overlay
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// epochMarker in reply members is replaced by the connection's epoch.
+const epochMarker = "\x00epoch"
+
+type clientMsg struct {
+	Type string          `json:"type"`
+	T    json.RawMessage `json:"t"`
+}
+
+func (c *conn) readLoop() {
+	ws := c.ws
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(readTimeout)) })
+	tokens, last := clientBurst, time.Now()
+	bad := 0
+	for {
+		_ = ws.SetReadDeadline(time.Now().Add(readTimeout))
+		mt, data, err := ws.ReadMessage()
+		if err != nil {
+			return // also ErrReadLimit: gorilla already sent 1009
+		}
+		now := time.Now()
+		tokens += now.Sub(last).Seconds() * clientRate
+		last = now
+		if tokens > clientBurst {
+			tokens = clientBurst
+		}
+		if tokens < 1 {
+			c.close(websocket.ClosePolicyViolation, "too many messages")
+			return
+		}
+		tokens--
+		if mt != websocket.TextMessage {
+			c.close(websocket.CloseUnsupportedData, "text frames only")
+			return
+		}
+		var m clientMsg
+		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+			bad++
+			c.reply("error", `"error":"bad_message","message":"send a JSON object with a type"`)
+		} else if m.Type == "ping" {
+			var t float64
+			if json.Unmarshal(m.T, &t) != nil {
+				bad++
+				c.reply("error", `"error":"bad_ping","message":"ping needs a numeric t (client ms)"`)
+			} else {
+				c.reply("pong", `"t":`+strconv.FormatFloat(t, 'f', -1, 64)+`,"server_time":`+strconv.FormatInt(time.Now().UnixMilli(), 10)+`,"epoch":`+epochMarker)
+			}
+		} else {
+			bad++
+			c.reply("error", `"error":"unknown_type","message":"the server accepts only ping"`)
+		}
+		if bad > maxBadMessages {
+			c.close(websocket.ClosePolicyViolation, "too many bad messages")
+			return
+		}
+	}
+}
+
+// reply queues a message for this connection only, after what is queued;
+// its seq is the last seq queued on the connection.
+func (c *conn) reply(typ, members string) {
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := make([]byte, 0, len(members)+48)
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, c.sentSeq, 10)
+	b = append(b, ',')
+	if i := strings.Index(members, epochMarker); i >= 0 {
+		b = append(b, members[:i]...)
+		b = strconv.AppendQuote(b, c.epoch)
+		members = members[i+len(epochMarker):]
+	}
+	b = append(b, members...)
+	b = append(b, '}')
+	c.enqueue(qentry{raw: b, size: len(b), at: time.Now()})
+}
