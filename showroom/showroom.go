@@ -71,6 +71,7 @@ func (s *Server) Initialize() error {
 // Register mounts the card API.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/streams/{id}/cards", s.handleCard)
+	s.registerQR(mux)
 	s.RegisterAnalytics(mux)
 }
 

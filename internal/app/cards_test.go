@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"image/png"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,5 +123,30 @@ func TestCardAPI(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 201 || order.Total.Amount != 1900 {
 		t.Fatalf("checkout during the deal: %d, charged %d, want 1900", res.StatusCode, order.Total.Amount)
+	}
+}
+
+// TestVisitQR: the showroom's QR code is a PNG for known showrooms only.
+func TestVisitQR(t *testing.T) {
+	a := startApp(t, nil)
+	createStream(t, a, "shop1")
+	res, err := http.Get(a.BaseURL() + "/visit/shop1/qr.png?size=256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	img, err := png.Decode(res.Body)
+	if res.StatusCode != 200 || err != nil || img.Bounds().Dx() != 256 {
+		t.Fatalf("qr: %d %v", res.StatusCode, err)
+	}
+	for _, u := range []string{"/visit/nosuch/qr.png", "/visit/shop1/qr.png?size=9"} {
+		r, err := http.Get(a.BaseURL() + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode < 400 {
+			t.Fatalf("%s: %d", u, r.StatusCode)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import { connectOverlay } from './overlay-client.js';
 import { fmtMoney, uuid } from './buy.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
+document.getElementById('qr').href = `/visit/${encodeURIComponent(streamId)}/qr.png`;
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'streamd.staff';
 const ICON = {
