@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/internal/rtctest"
 )
 
 // buildStreamd compiles the real binary once per test.
@@ -159,5 +164,60 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 			t.Fatalf("after restart: %d held, %d sold (%d acknowledged), %d available of %d", held, sold, len(got), p.Available, stock)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestGracefulShutdown: SIGTERM closes the peers, flushes the store and
+// exits 0; what was stored is there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildStreamd(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	srv := runStreamd(t, bin, dir, port)
+	if code := api(t, "POST", base+"/api/streams", testStaff, map[string]any{"id": "keep", "title": "Kept"}, nil); code != 201 {
+		t.Fatalf("create stream: %d", code)
+	}
+	rapi, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	viewer, err := rtctest.Subscribe(ctx, rapi, base+"/whep/keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.PC.Close()
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("streamd exited with %v after SIGTERM", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("streamd did not exit within 10 s of SIGTERM")
+	}
+	// The viewer's peer was closed by the server (DTLS close), not left to time out.
+	deadline := time.Now().Add(3 * time.Second)
+	for viewer.PC.ConnectionState() == webrtc.PeerConnectionStateConnected {
+		if time.Now().After(deadline) {
+			t.Fatal("the viewer's peer connection is still up after shutdown")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runStreamd(t, bin, dir, port)
+	var rec struct {
+		Title string `json:"title"`
+	}
+	if code := api(t, "GET", base+"/api/streams/keep", testStaff, nil, &rec); code != 200 || rec.Title != "Kept" {
+		t.Fatalf("after restart: %d %+v", code, rec)
 	}
 }
