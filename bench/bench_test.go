@@ -141,6 +141,36 @@ func TestFanoutSmoke(t *testing.T) {
 	}
 }
 
+// The same with the clip published over RTSP (ANNOUNCE/RECORD, TCP).
+func TestFanoutRTSPSmoke(t *testing.T) {
+	testenv.FFmpeg(t)
+	o := tinyOptions(t, "fanout")
+	o.Ingest = "rtsp"
+	o.Subscribers, o.Duration = []int{2}, 3*time.Second
+	rows := run(t, o)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if got := r.Str("ingest"); got != "rtsp" {
+		t.Errorf("ingest column %q, want rtsp", got)
+	}
+	if got := r.Str("pub_state"); got != "recording" {
+		t.Errorf("publisher %s, want recording", got)
+	}
+	want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
+	want(t, r, "failed", zero, "0")
+	want(t, r, "pub_write_errs", zero, "0")
+	want(t, r, "frames", func(v float64) bool { return v >= r.Get("N")*60 }, "≥ 60 per subscriber in 3 s")
+	want(t, r, "delay_p50_ms", positive, "> 0")
+	want(t, r, "delay_max_ms", func(v float64) bool { return v < 2000 }, "< 2 s")
+	want(t, r, "join_p50_ms", positive, "> 0")
+	want(t, r, "in_pkt_s", positive, "> 0 (from /metrics)")
+	if got := r.Str("joined"); got != "2/2" {
+		t.Errorf("joined %s: every subscriber must get a keyframe", got)
+	}
+}
+
 func TestOverlaySmoke(t *testing.T) {
 	o := tinyOptions(t, "overlay")
 	rows := run(t, o)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,8 +121,8 @@ func moduleRoot() (string, error) {
 }
 
 // StartServer starts streamd on free loopback ports with its own data dir.
-// extra flags are appended (e.g. --redis URL). Its log goes to
-// <out>/server-<name>.log.
+// extra flags are appended (e.g. --redis URL; --rtsp ADDR turns RTSP on).
+// Its log goes to <out>/server-<name>.log.
 func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*Server, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -143,7 +144,10 @@ func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*S
 	}
 	staff := "bench-staff-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	args := []string{"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--webrtc-udp", fmt.Sprintf("127.0.0.1:%d", udpPort),
-		"--webrtc-ip", "127.0.0.1", "--rtsp", "", "--data", data, "--staff-token", staff}
+		"--webrtc-ip", "127.0.0.1", "--data", data, "--staff-token", staff}
+	if !slices.Contains(extra, "--rtsp") {
+		args = append(args, "--rtsp", "") // RTSP off unless extra turns it on
+	}
 	if e.Opts.PProf {
 		args = append(args, "--pprof")
 	}

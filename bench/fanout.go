@@ -33,8 +33,12 @@ func dumpGoroutines(ctx context.Context, base, file string) {
 
 func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 	o := e.Opts
-	if o.Ingest != "" && o.Ingest != "whip" {
-		return nil, fmt.Errorf("ingest %q: only whip is implemented", o.Ingest)
+	ingest := o.Ingest
+	if ingest == "" {
+		ingest = "whip"
+	}
+	if ingest != "whip" && ingest != "rtsp" {
+		return nil, fmt.Errorf("ingest %q: whip or rtsp", ingest)
 	}
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
@@ -52,9 +56,17 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		return nil, errors.New("encoded clip does not start with an IDR")
 	}
 
-	whip, whep, token, metrics, pid := o.WHIP, o.WHEP, o.Token, o.Metrics, o.PID
-	if whip == "" {
-		srv, err := e.StartServer(ctx, "fanout")
+	whip, rtspURL, whep, token, metrics, pid := o.WHIP, o.RTSP, o.WHEP, o.Token, o.Metrics, o.PID
+	if external := (ingest == "whip" && whip != "") || (ingest == "rtsp" && rtspURL != ""); !external {
+		var extra []string
+		rtspPort := 0
+		if ingest == "rtsp" {
+			if rtspPort, err = freeRTSPPort(); err != nil {
+				return nil, err
+			}
+			extra = []string{"--rtsp", fmt.Sprintf("127.0.0.1:%d", rtspPort)}
+		}
+		srv, err := e.StartServer(ctx, "fanout", extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -63,9 +75,24 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 			return nil, err
 		}
 		whip, whep, pid = srv.Base+"/whip/bench-fanout", srv.Base+"/whep/bench-fanout", srv.PID
+		if ingest == "rtsp" {
+			rtspURL = rtspPublishURL(fmt.Sprintf("127.0.0.1:%d", rtspPort), "bench-fanout", token)
+		}
+	} else if ingest == "rtsp" && token != "" {
+		if u, err := url.Parse(rtspURL); err == nil && u.User == nil {
+			u.User = url.UserPassword("pub", token)
+			rtspURL = u.String()
+		}
+	}
+	if ingest == "rtsp" && whep == "" {
+		return nil, errors.New("-rtsp needs -whep (subscribers are WHEP)")
 	}
 	if metrics == "" {
-		if u, err := url.Parse(whip); err == nil {
+		src := whip
+		if ingest == "rtsp" {
+			src = whep
+		}
+		if u, err := url.Parse(src); err == nil && u.Host != "" {
 			metrics = u.Scheme + "://" + u.Host + "/metrics"
 		}
 	}
@@ -81,13 +108,24 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	pctx, stopPub := context.WithCancel(ctx)
 	defer stopPub()
-	e.Progress.Set("fanout: publishing over WHIP")
-	pub, err := rtctest.Publish(ctx, api, whip, token, webrtc.MimeTypeH264)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+	fp := &fanoutPublisher{}
+	if ingest == "rtsp" {
+		e.Progress.Set("fanout: publishing over RTSP")
+		pub, err := publishRTSP(ctx, rtspURL, aus[0])
+		if err != nil {
+			return nil, fmt.Errorf("publish (rtsp): %w", err)
+		}
+		defer pub.Close()
+		fp.sink = pub
+	} else {
+		e.Progress.Set("fanout: publishing over WHIP")
+		pub, err := rtctest.Publish(ctx, api, whip, token, webrtc.MimeTypeH264)
+		if err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		defer pub.Close()
+		fp.sink = whipSink{pub}
 	}
-	defer pub.Close()
-	fp := &fanoutPublisher{pub: pub}
 	var pubWG sync.WaitGroup
 	pubWG.Add(1)
 	go func() { defer pubWG.Done(); fp.run(pctx, aus, 30) }()
@@ -198,7 +236,7 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 				}
 			}
 			e.Progress.Set("fanout: N=%d measuring %s/%s, frame %d, server video in %.0f pkt/s, RSS %d MB, publisher %s", n, time.Since(t0).Round(time.Second), o.Duration,
-				fp.counter.Load(), in, rss>>20, pub.PC.ConnectionState())
+				fp.counter.Load(), in, rss>>20, fp.sink.state())
 		}
 		cores, cpu, self := u.end()
 		wall := time.Since(t0).Seconds()
@@ -228,7 +266,7 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		sj := sortedCopy(joins)
 		r := Row{Scenario: "fanout"}
 		r.add("N", n)
-		r.add("ingest", "whip")
+		r.add("ingest", ingest)
 		rate := func(name string) float64 {
 			if merr != nil || merr2 != nil {
 				return -1
@@ -283,7 +321,7 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		r.add("ingest_stalled_s", stalled)
 		r.add("pub_write_errs", fp.writeErrs.Swap(0))
 		r.add("pub_late_frames", fp.late.Swap(0))
-		r.add("pub_state", pub.PC.ConnectionState().String())
+		r.add("pub_state", fp.sink.state())
 		rows = append(rows, r)
 	}
 	return rows, nil

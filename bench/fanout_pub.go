@@ -1,5 +1,6 @@
-// The fan-out scenario's WHIP publisher: a looped clip at a fixed frame
-// rate, each frame stamped with a bench SEI.
+// The fan-out scenario's publisher: a looped clip at a fixed frame rate,
+// each frame stamped with a bench SEI, sent over WHIP (pion) or RTSP
+// (gortsplib, fanout_rtsp.go).
 
 package main
 
@@ -13,8 +14,29 @@ import (
 	"github.com/streamd/streamd/internal/rtctest"
 )
 
+// fanoutSink is where the publisher's media goes. run calls the writes
+// from one goroutine; state may be called from any.
+type fanoutSink interface {
+	writeVideo(au []byte, dur time.Duration) error // an Annex-B access unit
+	writeAudio(frame []byte, dur time.Duration) error
+	state() string
+}
+
+// whipSink publishes through a pion WHIP publisher.
+type whipSink struct{ pub *rtctest.Publisher }
+
+func (w whipSink) writeVideo(au []byte, dur time.Duration) error {
+	return w.pub.Video.WriteSample(media.Sample{Data: au, Duration: dur})
+}
+
+func (w whipSink) writeAudio(frame []byte, dur time.Duration) error {
+	return w.pub.Audio.WriteSample(media.Sample{Data: frame, Duration: dur})
+}
+
+func (w whipSink) state() string { return w.pub.PC.ConnectionState().String() }
+
 type fanoutPublisher struct {
-	pub       *rtctest.Publisher
+	sink      fanoutSink
 	counter   atomic.Uint64 // next frame number
 	writeErrs atomic.Int64
 	late      atomic.Int64 // frames sent more than one frame time late
@@ -38,7 +60,7 @@ func (p *fanoutPublisher) run(ctx context.Context, aus [][]byte, fps int) {
 			case <-ctx.Done():
 				return
 			case <-audio.C:
-				_ = p.pub.Audio.WriteSample(media.Sample{Data: rtctest.OpusSilence, Duration: 20 * time.Millisecond})
+				_ = p.sink.writeAudio(rtctest.OpusSilence, 20*time.Millisecond)
 			case <-time.After(wait):
 			}
 		}
@@ -48,7 +70,7 @@ func (p *fanoutPublisher) run(ctx context.Context, aus [][]byte, fps int) {
 			p.late.Add(1)
 		}
 		au := withSEI(aus[i%len(aus)], seiNAL(c, now.UnixNano()))
-		if err := p.pub.Video.WriteSample(media.Sample{Data: au, Duration: dur}); err != nil {
+		if err := p.sink.writeVideo(au, dur); err != nil {
 			p.writeErrs.Add(1)
 		}
 		p.counter.Add(1)

@@ -33,8 +33,10 @@ type Options struct {
 
 	ProgressOut io.Writer // the progress line (nil: stderr)
 
-	// An external server (side-by-side runs). Empty WHIP: start streamd.
+	// An external server (side-by-side runs). Empty WHIP (RTSP with
+	// -ingest rtsp): start streamd.
 	WHIP, WHEP, Token, Metrics string
+	RTSP                       string // RTSP publish URL (-ingest rtsp)
 	PID                        int
 	Base, Staff                string // API base URL and staff token of an external streamd (overlay, checkout)
 
@@ -87,8 +89,8 @@ func main() {
 	fs.BoolVar(&o.PProf, "pprof", false, "start streamd with --pprof (/debug/pprof on its HTTP port)")
 	fs.StringVar(&o.WHIP, "whip", "", "fanout against another server: its WHIP endpoint URL")
 	fs.StringVar(&o.WHEP, "whep", "", "fanout against another server: its WHEP endpoint URL")
-	fs.StringVar(&o.Token, "token", "", "publish token (Bearer) for -whip")
-	fs.StringVar(&o.Metrics, "metrics", "", "Prometheus /metrics URL of the server (default: <whip host>/metrics)")
+	fs.StringVar(&o.Token, "token", "", "publish token (Bearer) for -whip; RTSP password for a -rtsp URL without one")
+	fs.StringVar(&o.Metrics, "metrics", "", "Prometheus /metrics URL of the server (default: <whip host>/metrics, <whep host> with -ingest rtsp)")
 	fs.IntVar(&o.PID, "pid", 0, "server process id for CPU/RSS (same machine)")
 	fs.StringVar(&o.Base, "base", "", "overlay/checkout against a running streamd: its base URL (needs -staff-token)")
 	fs.StringVar(&o.Staff, "staff-token", "", "staff token of the -base server")
@@ -97,7 +99,8 @@ func main() {
 	fs.IntVar(&o.Width, "width", o.Width, "fanout: video width")
 	fs.IntVar(&o.Height, "height", o.Height, "fanout: video height")
 	fs.StringVar(&o.Bitrate, "bitrate", o.Bitrate, "fanout: video bitrate (ffmpeg -b:v)")
-	fs.StringVar(&o.Ingest, "ingest", o.Ingest, "fanout: ingest protocol (whip; rtsp is not implemented yet)")
+	fs.StringVar(&o.Ingest, "ingest", o.Ingest, "fanout: ingest protocol: whip, or rtsp (ANNOUNCE/RECORD over TCP)")
+	fs.StringVar(&o.RTSP, "rtsp", "", "fanout -ingest rtsp against another server: its RTSP publish URL (rtsp://user:key@host:port/stream)")
 	fs.BoolVar(&o.SubNACK, "sub-nack", o.SubNACK, "fanout: subscribers ask for retransmissions (false: no NACK generator)")
 	fs.StringVar(&viewers, "m", joinInts(o.Viewers), "overlay: WebSocket viewer counts, ramped")
 	fs.DurationVar(&o.OverlayDuration, "overlay-duration", o.OverlayDuration, "overlay: card pushes per step last this long")
