@@ -22,7 +22,20 @@ const (
 	PullConnecting = "connecting"
 	PullLive       = "live"
 	PullRetrying   = "retrying"
+	// PullStandby: another node of the cluster holds the source's lease
+	// and pulls it (this node's viewers get the stream through the relay).
+	PullStandby = "standby"
 )
+
+// PullLease makes one node of a cluster pull a given source at a time
+// (declared here, implemented over Redis in internal/app). Acquire takes the
+// lease of stream if no one holds it; Renew extends it and reports false
+// once it is no longer this node's; Release gives it up if it is still ours.
+type PullLease interface {
+	Acquire(ctx context.Context, stream string) (bool, error)
+	Renew(ctx context.Context, stream string) (bool, error)
+	Release(ctx context.Context, stream string) error
+}
 
 // PullStatus is the state of a stream's pulled source.
 type PullStatus struct {
@@ -43,8 +56,16 @@ type RTSPPull struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ReadTimeout ends a session whose camera sends nothing (default 10 s).
 	ReadTimeout time.Duration
-	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
+	// Lease, if set, makes a stream pulled only while this node holds its
+	// lease; the others stand by and try to take it every LeaseTTL/5. nil:
+	// every stream with a source is pulled (a single node).
+	Lease PullLease
+	// LeaseTTL is the lease's time to live (default 5 s): the holder
+	// renews it every LeaseTTL/3 and stops pulling when it could not renew
+	// it in time.
+	LeaseTTL   time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 
 	reconnects prometheus.Counter
 	live       prometheus.Gauge
@@ -65,6 +86,9 @@ func (m *RTSPPull) Initialize() error {
 	}
 	if m.ReadTimeout == 0 {
 		m.ReadTimeout = 10 * time.Second
+	}
+	if m.LeaseTTL == 0 {
+		m.LeaseTTL = 5 * time.Second
 	}
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.DiscardHandler)
@@ -96,7 +120,11 @@ func (m *RTSPPull) Set(stream, source string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pull{m: m, stream: stream, source: source, ctx: ctx, cancel: cancel, state: PullConnecting}
+	state := PullConnecting
+	if m.Lease != nil {
+		state = PullStandby
+	}
+	p := &pull{m: m, stream: stream, source: source, ctx: ctx, cancel: cancel, state: state}
 	m.pulls[stream] = p
 	m.wg.Add(1)
 	m.mu.Unlock()
@@ -131,6 +159,17 @@ func (m *RTSPPull) Status(stream string) (PullStatus, bool) {
 		return PullStatus{}, false
 	}
 	return p.status(), true
+}
+
+// Streams lists the streams that have a source.
+func (m *RTSPPull) Streams() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.pulls))
+	for s := range m.pulls {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Close stops every pull and waits for them.
@@ -193,16 +232,133 @@ func (p *pull) set(state string, err error) {
 	}
 }
 
+// setStandby shows the pull as waiting for the lease: no source error (the
+// source is another node's business), unless the lease itself failed.
+func (p *pull) setStandby(leaseErr error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.state = PullStandby
+	p.lastErr = ""
+	if leaseErr != nil {
+		p.lastErr = "pull lease: " + leaseErr.Error()
+	}
+	p.media = nil
+}
+
 var errTakenOver = errors.New("another publisher took the stream over")
 
 func (p *pull) run() {
+	if p.m.Lease == nil {
+		p.loop(p.ctx)
+		return
+	}
+	for {
+		acquired, ok := p.standby()
+		if !ok {
+			return
+		}
+		p.hold(acquired)
+	}
+}
+
+// standby waits until this node takes the lease (false: the pull was
+// stopped) and returns when the successful attempt started.
+func (p *pull) standby() (time.Time, bool) {
+	m := p.m
+	for {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(p.ctx, m.LeaseTTL/3)
+		ok, err := m.Lease.Acquire(ctx, p.stream)
+		cancel()
+		if p.ctx.Err() != nil {
+			if ok {
+				p.release()
+			}
+			return time.Time{}, false
+		}
+		if err == nil && ok {
+			m.Logger.Info("rtsp pull: lease taken; pulling", "stream", p.stream)
+			return start, true
+		}
+		if err != nil {
+			m.Logger.Warn("rtsp pull: lease", "stream", p.stream, "err", err)
+		}
+		p.setStandby(err)
+		if !sleep(p.ctx, m.LeaseTTL/5) {
+			return time.Time{}, false
+		}
+	}
+}
+
+// hold pulls the source while the lease stays ours, then releases it.
+func (p *pull) hold(acquired time.Time) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	renewed := make(chan time.Time, 1)
+	go func() { renewed <- p.renew(ctx, cancel, acquired) }()
+	p.loop(ctx)
+	cancel()
+	if last := <-renewed; time.Since(last) < p.m.LeaseTTL {
+		p.release()
+	}
+	p.setStandby(nil)
+}
+
+// renew keeps the lease while ctx lasts; it cancels the pull when the lease
+// is lost or could not be renewed in time. It returns when the last
+// successful renewal started (zero if the lease went to someone else).
+func (p *pull) renew(ctx context.Context, stop context.CancelFunc, last time.Time) time.Time {
+	m := p.m
+	period := m.LeaseTTL / 3
+	t := time.NewTimer(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return last
+		case <-t.C:
+		}
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, period)
+		ok, err := m.Lease.Renew(rctx, p.stream)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return last
+		case err == nil && ok:
+			last = start
+		case err == nil:
+			m.Logger.Warn("rtsp pull: lease lost; standing by", "stream", p.stream)
+			stop()
+			return time.Time{}
+		case time.Since(last)+period >= m.LeaseTTL:
+			m.Logger.Warn("rtsp pull: lease not renewed in time; standing by", "stream", p.stream, "err", err)
+			stop()
+			return last
+		default:
+			m.Logger.Warn("rtsp pull: lease renewal", "stream", p.stream, "err", err)
+		}
+		t.Reset(period)
+	}
+}
+
+func (p *pull) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), p.m.LeaseTTL/3)
+	defer cancel()
+	if err := p.m.Lease.Release(ctx, p.stream); err != nil {
+		p.m.Logger.Warn("rtsp pull: lease release", "stream", p.stream, "err", err)
+	}
+}
+
+// loop pulls the source, reconnecting, until ctx ends.
+func (p *pull) loop(ctx context.Context) {
 	m := p.m
 	backoff := m.MinBackoff
 	for {
 		p.set(PullConnecting, nil)
 		started := time.Now()
-		err := p.session()
-		if p.ctx.Err() != nil {
+		err := p.session(ctx)
+		if ctx.Err() != nil {
 			return
 		}
 		m.reconnects.Inc()
@@ -215,31 +371,32 @@ func (p *pull) run() {
 			// Wait until the other publisher leaves, rather than taking
 			// the stream back from it at once.
 			for m.SFU.Live(p.stream) {
-				if !p.sleep(backoff) {
+				if !sleep(ctx, backoff) {
 					return
 				}
 			}
 		}
-		if !p.sleep(backoff) {
+		if !sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, m.MaxBackoff)
 	}
 }
 
-func (p *pull) sleep(d time.Duration) bool {
+// sleep waits d, or returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-p.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
 
-// session runs one connection to the source until it fails.
-func (p *pull) session() error {
+// session runs one connection to the source until it fails or ctx ends.
+func (p *pull) session(ctx context.Context) error {
 	m := p.m
 	u, err := base.ParseURL(p.source)
 	if err != nil {
@@ -256,15 +413,15 @@ func (p *pull) session() error {
 	if err := c.Start2(); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	// Close the client when the pull is stopped (stream deleted, shutdown)
-	// or another publisher takes the stream over.
+	// Close the client when the pull is stopped (stream deleted, shutdown,
+	// lease lost) or another publisher takes the stream over.
 	src := &pullSource{closed: make(chan struct{})}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		select {
-		case <-p.ctx.Done():
+		case <-ctx.Done():
 		case <-src.closed:
 		case <-done:
 		}

@@ -16,6 +16,7 @@ import (
 func (a *App) initRTSP() error {
 	logger := a.Logger.With("pkg", "rtsp")
 	a.RTSPPull = &ingest.RTSPPull{SFU: a.SFU, Registerer: a.reg, Logger: logger}
+	a.initClusterPull() // in a cluster, one node pulls a source at a time
 	if err := a.RTSPPull.Initialize(); err != nil {
 		return err
 	}
@@ -53,6 +54,10 @@ func (a *App) initRTSP() error {
 		if r.Source != "" {
 			a.RTSPPull.Set(r.ID, r.Source)
 		}
+	}
+	if a.cluster != nil {
+		// Stopped before the pulls (closers run in reverse).
+		a.closers = append(a.closers, a.startPullSync())
 	}
 	return nil
 }
