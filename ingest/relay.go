@@ -252,10 +252,14 @@ func (p *relayPull) Close() error {
 		p.r.mu.Unlock()
 		_ = p.pc.Close()
 		if p.session != "" {
-			req, _ := http.NewRequest(http.MethodDelete, p.session, nil)
+			// Bounded: Close runs inside a takeover, which must not hang on
+			// an origin that stopped answering.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, p.session, nil)
 			if res, err := http.DefaultClient.Do(req); err == nil {
 				res.Body.Close()
 			}
+			cancel()
 		}
 	})
 	return nil

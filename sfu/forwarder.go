@@ -42,6 +42,7 @@ type forwarder struct {
 	hasCodec   bool
 	synced     bool
 	firstInSeq uint16
+	spliceTS   uint32
 	sinceSync  int
 	seqOffset  uint16
 	tsOffset   uint32
@@ -144,10 +145,12 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 		}
 		f.sync(pkt, arrival)
 	} else if f.sinceSync < 4096 {
-		// Reordered packets from before the splice point belong to no
-		// picture the viewers can decode.
+		// Packets from before the splice point belong to no picture the
+		// viewers can decode — except late ones of the splice keyframe
+		// itself (e.g. its SPS/PPS lost and retransmitted after the IDR),
+		// which fit in the sequence numbers sync left free for them.
 		f.sinceSync++
-		if int16(pkt.SequenceNumber-f.firstInSeq) < 0 {
+		if d := int16(pkt.SequenceNumber - f.firstInSeq); d < 0 && (pkt.Timestamp != f.spliceTS || d < -spliceSlack) {
 			f.m.dropStale.Inc()
 			return
 		}
@@ -209,6 +212,10 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 }
 
+// spliceSlack sequence numbers are left free before a splice point, for
+// late packets of the keyframe the new source is spliced in at.
+const spliceSlack = 8
+
 // sync splices a new source into the outgoing timeline at pkt.
 func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
 	if f.haveOut {
@@ -217,8 +224,9 @@ func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
 			step = 1
 		}
 		f.tsOffset = f.lastOutTS + step - pkt.Timestamp
-		f.seqOffset = f.lastOutSeq + 1 - pkt.SequenceNumber
+		f.seqOffset = f.lastOutSeq + 1 + spliceSlack - pkt.SequenceNumber
 	}
+	f.spliceTS = pkt.Timestamp
 	f.synced = true
 	f.srOffset.Store(f.tsOffset)
 	f.srOffsetOK.Store(true)

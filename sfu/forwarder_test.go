@@ -90,8 +90,19 @@ func TestForwarderJoinFromCacheAndSplice(t *testing.T) {
 	later := now.Add(100 * time.Millisecond)
 	f.write(gen2, pkt(5000, 777, slice, true), later) // waits for a keyframe
 	f.write(gen2, pkt(5001, 999, idr, true), later)
-	if a.lastSeq != lastSeq+1 {
-		t.Fatalf("seq after splice %d, want %d", a.lastSeq, lastSeq+1)
+	if a.lastSeq != lastSeq+1+spliceSlack {
+		t.Fatalf("seq after splice %d, want %d", a.lastSeq, lastSeq+1+spliceSlack)
+	}
+	// A late packet of the splice keyframe (its SPS, retransmitted) still
+	// reaches viewers, in the slot left for it; older ones do not.
+	n0 := a.n.Load()
+	f.write(gen2, pkt(5000, 999, []byte{0x67, 0x42}, false), later)
+	if a.n.Load() != n0+1 || a.lastSeq != lastSeq+spliceSlack {
+		t.Fatalf("late SPS of the splice keyframe: forwarded %d, seq %d", a.n.Load()-n0, a.lastSeq)
+	}
+	f.write(gen2, pkt(4999, 777, slice, true), later)
+	if a.n.Load() != n0+1 {
+		t.Fatal("a packet of an older frame was forwarded after the splice")
 	}
 	if d := int32(a.lastTS - lastTS); d < 8000 || d > 10000 {
 		t.Fatalf("ts advanced by %d over 100 ms, want ~9000", d)

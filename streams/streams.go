@@ -71,9 +71,18 @@ type Registry struct {
 	// OnChange is told about created and deleted records (RTSP pull follows it).
 	OnChange func(r Record, deleted bool)
 	Logger   *slog.Logger
+	// CacheTTL bounds how long a record read from the store is trusted
+	// (0: until this node deletes it). Nodes of a cluster set it, because a
+	// record deleted on another node is not deleted from this node's cache.
+	CacheTTL time.Duration
 
 	cacheMu sync.RWMutex
-	cache   map[string]Record
+	cache   map[string]cached
+}
+
+type cached struct {
+	r  Record
+	at time.Time
 }
 
 // Initialize prepares the registry.
@@ -81,7 +90,7 @@ func (g *Registry) Initialize() error {
 	if g.Logger == nil {
 		g.Logger = slog.New(slog.DiscardHandler)
 	}
-	g.cache = map[string]Record{}
+	g.cache = map[string]cached{}
 	return nil
 }
 
@@ -129,17 +138,22 @@ var errInvalid = errors.New("invalid stream")
 // cached: ingest and playback look one up per session.
 func (g *Registry) Get(ctx context.Context, id string) (Record, error) {
 	g.cacheMu.RLock()
-	r, ok := g.cache[id]
+	c, ok := g.cache[id]
 	g.cacheMu.RUnlock()
-	if ok {
-		return r, nil
+	if ok && (g.CacheTTL == 0 || time.Since(c.at) < g.CacheTTL) {
+		return c.r, nil
 	}
 	r, err := g.Store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		g.cacheMu.Lock()
+		delete(g.cache, id)
+		g.cacheMu.Unlock()
+	}
 	if err != nil {
 		return Record{}, err
 	}
 	g.cacheMu.Lock()
-	g.cache[id] = r
+	g.cache[id] = cached{r: r, at: time.Now()}
 	g.cacheMu.Unlock()
 	return r, nil
 }

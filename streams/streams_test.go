@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -81,5 +82,29 @@ func TestRegistryConformance(t *testing.T) {
 				t.Fatalf("ensure demo again: %v %v", created, err)
 			}
 		})
+	}
+}
+
+// With a CacheTTL, a record deleted behind this registry's back (by another
+// node of a cluster) stops being served once the TTL has passed.
+func TestCacheTTL(t *testing.T) {
+	store := stores(t)["redis"]
+	ctx := context.Background()
+	a := &Registry{Store: store, CacheTTL: 50 * time.Millisecond}
+	b := &Registry{Store: store}
+	_ = a.Initialize()
+	_ = b.Initialize()
+	if _, err := b.Create(ctx, Record{ID: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Get(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(80 * time.Millisecond)
+	if _, err := a.Get(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted record still served: %v", err)
 	}
 }

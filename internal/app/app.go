@@ -111,6 +111,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		return nil, err
 	}
 	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Logger: logger.With("pkg", "streams")}
+	if a.rdb != nil {
+		a.Streams.CacheTTL = 5 * time.Second // records may be deleted by another node
+	}
 	if err := a.Streams.Initialize(); err != nil {
 		return nil, err
 	}
