@@ -27,6 +27,15 @@ func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("demo catalog: %w", err)
 	}
 	fmt.Fprintf(out, "\nOBS → Settings → Stream → Service: WHIP\n  Server:       %s/whip/%s\n  Bearer Token: %s\n", base, rec.ID, rec.PublishKey)
-	fmt.Fprintf(out, "Go live from a browser: %s/publish/%s\nWatch:                  %s/watch/%s\n\n", base, rec.ID, base, rec.ID)
+	fmt.Fprintf(out, "Go live from a browser: %s/publish/%s\n", base, rec.ID)
+	if a.Config.RTSP != "" {
+		port := "8554"
+		if _, p, err := net.SplitHostPort(a.Config.RTSP); err == nil {
+			port = p
+		}
+		fmt.Fprintf(out, "Or over RTSP (ffmpeg):  rtsp://pub:%s@localhost:%s/%s\n", rec.PublishKey, port, rec.ID)
+	}
+	fmt.Fprintf(out, "Watch:                  %s/watch/%s\nRun the show (tablet):  %s/console/%s  (sign in with the staff token)\nShowroom visitors:      %s/visit/%s  (QR code: %s/visit/%s/qr.png)\n\n",
+		base, rec.ID, base, rec.ID, base, rec.ID, base, rec.ID)
 	return nil
 }
