@@ -424,7 +424,13 @@ func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (ui
 		ahead = maxExtrapolation
 	}
 	if step := f.clockStep.Load(); ahead > 0 && step > 0 {
-		ts += uint32(ahead.Seconds()*rate) / step * step
+		// Frames are not exactly one step apart (capture jitter, load), so
+		// a point near a frame boundary is given to the earlier frame: a
+		// card stamped a frame early is still on the host's frame, one a
+		// frame late would name a frame not yet captured at the push.
+		if aheadTS := uint32(ahead.Seconds() * rate); aheadTS > step/4 {
+			ts += (aheadTS - step/4) / step * step
+		}
 	}
 	return ts, f.active.Load()
 }

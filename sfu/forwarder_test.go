@@ -174,9 +174,9 @@ func TestMediaClockWholeFrames(t *testing.T) {
 	if !live || ts != 93000 {
 		t.Fatalf("media time %d live %v, want the newest frame 93000", ts, live)
 	}
-	ts, _ = f.mediaTime(t0.Add(33*time.Millisecond+70*time.Millisecond), time.Second)
+	ts, _ = f.mediaTime(t0.Add(33*time.Millisecond+80*time.Millisecond), time.Second)
 	if ts != 99000 {
-		t.Fatalf("after a 70 ms stall media time %d, want two frame steps on (99000)", ts)
+		t.Fatalf("after a 80 ms stall media time %d, want two frame steps on (99000)", ts)
 	}
 }
 
@@ -285,8 +285,8 @@ func TestMediaClockSenderReport(t *testing.T) {
 	t0 := time.Now()
 	f.write(gen, pkt(1, 90000, idr, true), t0)
 	f.write(gen, pkt(2, 93000, slice, true), t0.Add(10*time.Millisecond))
-	// Frame 93000 was captured 70 ms before it arrived (a slow encoder).
-	f.senderReport(gen, t0.Add(10*time.Millisecond-70*time.Millisecond), 93000)
+	// Frame 93000 was captured 80 ms before it arrived (a slow encoder).
+	f.senderReport(gen, t0.Add(10*time.Millisecond-80*time.Millisecond), 93000)
 	ts, _ := f.mediaTime(t0.Add(10*time.Millisecond), time.Second)
 	if ts != 93000+2*3000 {
 		t.Fatalf("media time %d, want %d: the frame captured now, two frames on", ts, 93000+2*3000)
@@ -307,5 +307,18 @@ func TestRetransmitBudget(t *testing.T) {
 	}
 	if got := b.take(100, 400, now.Add(100*time.Millisecond)); got != 40 {
 		t.Fatalf("after 100 ms: %d, want 40", got)
+	}
+}
+
+// A push just past a frame boundary names the earlier frame: frames are not
+// exactly one step apart, and a stamp must not name a frame not yet captured.
+func TestMediaClockNearBoundary(t *testing.T) {
+	f, _ := testForwarder(t)
+	gen := f.attach(h264)
+	t0 := time.Now()
+	f.write(gen, pkt(1, 90000, idr, true), t0)
+	f.write(gen, pkt(2, 93000, slice, true), t0.Add(33*time.Millisecond))
+	if ts, _ := f.mediaTime(t0.Add(33*time.Millisecond+35*time.Millisecond), time.Second); ts != 93000 {
+		t.Fatalf("35 ms after a 33 ms frame: %d, want 93000", ts)
 	}
 }
