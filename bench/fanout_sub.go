@@ -6,12 +6,10 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -213,19 +211,4 @@ func (s *fanoutSub) close() {
 
 // noNackAPI is rtctest.NewAPI's loopback setup with RTCP reports but no
 // NACK generator (-sub-nack=false): viewers never ask for retransmissions.
-func noNackAPI() (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(0)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
-}
+func noNackAPI() (*webrtc.API, error) { return rtctest.NewAPIOptions(false) }

@@ -22,13 +22,21 @@ import (
 
 // NewAPI builds a pion API restricted to loopback ICE, with pion's default
 // codecs and interceptors (NACK, reports).
-func NewAPI() (*webrtc.API, error) {
+func NewAPI() (*webrtc.API, error) { return NewAPIOptions(true) }
+
+// NewAPIOptions is NewAPI with or without pion's default interceptors;
+// without them only RTCP reports run (a viewer that never sends NACKs).
+func NewAPIOptions(defaultInterceptors bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	register := webrtc.ConfigureRTCPReports
+	if defaultInterceptors {
+		register = func(ir *interceptor.Registry) error { return webrtc.RegisterDefaultInterceptors(m, ir) }
+	}
+	if err := register(ir); err != nil {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
