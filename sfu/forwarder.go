@@ -115,6 +115,13 @@ func (f *forwarder) detach(gen uint64) {
 	f.active.Store(false)
 }
 
+// setGOPInvalidLocked drops the GOP cache (and its bytes from the gauge).
+func (f *forwarder) setGOPInvalidLocked() {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.setGOPInvalid()
+}
+
 func (f *forwarder) setGOPInvalid() {
 	f.gop.invalidate()
 	f.m.gopCacheBytes.Sub(float64(f.gopBytes))

@@ -125,6 +125,28 @@ func (s *SFU) Stream(id string) *Stream {
 	return st
 }
 
+// RemoveStream ends a deleted stream: its viewers' sessions and its
+// publisher are closed and its state (caches, timeline) is freed.
+func (s *SFU) RemoveStream(id string) {
+	s.mu.Lock()
+	st := s.streams[id]
+	delete(s.streams, id)
+	var subs []*Subscriber
+	for _, sub := range s.sessions {
+		if sub.st.id == id {
+			subs = append(subs, sub)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.Close()
+	}
+	if st != nil {
+		st.unpublishAll()
+		st.video.setGOPInvalidLocked()
+	}
+}
+
 func (s *SFU) lookup(id string) *Stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()

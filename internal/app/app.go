@@ -144,6 +144,16 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	if err := a.initRTSP(); err != nil {
 		return nil, err
 	}
+	// A deleted stream ends: its viewers and publisher are closed.
+	prevChange := a.Streams.OnChange
+	a.Streams.OnChange = func(r streams.Record, deleted bool) {
+		if prevChange != nil {
+			prevChange(r, deleted)
+		}
+		if deleted {
+			a.SFU.RemoveStream(r.ID)
+		}
+	}
 
 	a.routes()
 	return a, nil

@@ -176,3 +176,43 @@ func TestPeerThatNeverConnects(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteStreamEndsSessions: deleting a stream closes its viewers and
+// publisher; it can no longer be watched.
+func TestDeleteStreamEndsSessions(t *testing.T) {
+	a := startApp(t, nil)
+	key := createStream(t, a, "gone")
+	api0, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	viewer, err := rtctest.Subscribe(ctx, api0, a.BaseURL()+"/whep/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.PC.Close()
+	pub, err := rtctest.Publish(ctx, api0, a.BaseURL()+"/whip/gone", key, webrtc.MimeTypeVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.PC.Close()
+	if code := api(t, "DELETE", a.BaseURL()+"/api/streams/gone", testStaff, nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for viewer.PC.ConnectionState() == webrtc.PeerConnectionStateConnected || pub.PC.ConnectionState() == webrtc.PeerConnectionStateConnected {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of a deleted stream still up: viewer %s, publisher %s", viewer.PC.ConnectionState(), pub.PC.ConnectionState())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.SFU.Live("gone") || a.SFU.Subscribers("gone") != 0 {
+		t.Fatal("sfu still holds the deleted stream")
+	}
+	offer, _ := pionOffer(t)
+	if status, _, _ := rawPost(t, a.BaseURL()+"/whep/gone", "application/sdp", "", []byte(offer)); status != 404 {
+		t.Fatalf("watching a deleted stream: %d", status)
+	}
+}
