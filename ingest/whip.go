@@ -147,6 +147,7 @@ type whipSession struct {
 
 	closeOnce sync.Once
 	connected chan struct{}
+	done      chan struct{} // closed by Close
 }
 
 func randomID(n int) string {
@@ -160,7 +161,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	if err != nil {
 		return nil, "", fmt.Errorf("new peer connection: %w", err)
 	}
-	s := &whipSession{h: h, id: randomID(16), etag: `"` + randomID(8) + `"`, stream: stream, pc: pc, connected: make(chan struct{})}
+	s := &whipSession{h: h, id: randomID(16), etag: `"` + randomID(8) + `"`, stream: stream, pc: pc, connected: make(chan struct{}), done: make(chan struct{})}
 	s.peerFeed = peerFeed{pc: pc, wg: &h.wg}
 	pc.OnTrack(s.onTrack)
 	var connOnce sync.Once
@@ -212,6 +213,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 		defer t.Stop()
 		select {
 		case <-s.connected:
+		case <-s.done:
 		case <-t.C:
 			h.Logger.Info("publisher never connected; closing", "stream", stream, "session", s.id)
 			_ = s.Close()
@@ -230,6 +232,7 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRec
 // Close ends the session and its publication.
 func (s *whipSession) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.done)
 		s.h.mu.Lock()
 		delete(s.h.sessions, s.id)
 		s.h.mu.Unlock()

@@ -116,6 +116,8 @@ func Codecs() []webrtc.RTPCodecParameters {
 		v(102, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"),
 		v(125, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
 		v(112, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"),
+		v(127, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f"),
+		v(123, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f"),
 		v(96, webrtc.MimeTypeVP8, ""),
 		v(98, webrtc.MimeTypeVP9, "profile-id=0"),
 		v(45, webrtc.MimeTypeAV1, ""),

@@ -39,12 +39,18 @@ func NewAPIOptions(defaultInterceptors bool) (*webrtc.API, error) {
 	if err := register(ir); err != nil {
 		return nil, err
 	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(Loopback())), nil
+}
+
+// Loopback is a setting engine that gathers only 127.0.0.1 (tests never
+// touch another network, and gathering is instant).
+func Loopback() webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(0)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return se
 }
 
 // Exchange POSTs pc's offer to a WHIP/WHEP endpoint and applies the answer.
