@@ -206,7 +206,7 @@ export function openBuySheet(opts) {
       <div class="done-title">Order confirmed</div>
       <div class="done-sub"></div>
       ${test ? '<div class="test-mode">TEST MODE · no real payment was taken</div>' : ''}
-      <button type="button" class="sheet-ok">Keep watching</button>`;
+      <button type="button" class="sheet-ok">${source === 'showroom' ? 'Done' : 'Keep watching'}</button>`;
     done.querySelector('.done-sub').textContent = `${fmtMoney(order.total)} · order #${shortRef(order.order_id)}`;
     done.querySelector('.sheet-ok').onclick = close;
     wrap.dataset.order = order.order_id;
