@@ -20,15 +20,58 @@ import (
 	"github.com/streamd/streamd/internal/rtctest"
 )
 
-// buildStreamd compiles the real binary once per test.
+var (
+	buildOnce sync.Once
+	builtBin  string // the streamd binary, built once per test run
+	buildErr  error
+)
+
+// buildStreamd compiles the real binary once for all the tests that run it
+// (TestMain removes it).
 func buildStreamd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "streamd")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/streamd/streamd/cmd/streamd")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "streamd-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "streamd")
+		if out, err := exec.Command("go", "build", "-o", builtBin, "github.com/streamd/streamd/cmd/streamd").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
+}
+
+// binaryServer is the real streamd binary on a data dir and port that
+// survive its restarts.
+type binaryServer struct {
+	t     *testing.T
+	bin   string
+	dir   string
+	port  int
+	base  string
+	extra []string
+}
+
+// newBinaryServer prepares (does not start) a server; extra flags are
+// passed on every start.
+func newBinaryServer(t *testing.T, extra ...string) *binaryServer {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	port := freePort(t)
+	return &binaryServer{t: t, bin: buildStreamd(t), dir: t.TempDir(), port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port), extra: extra}
+}
+
+func (s *binaryServer) start() *exec.Cmd {
+	s.t.Helper()
+	return runStreamd(s.t, s.bin, s.dir, s.port, s.extra...)
 }
 
 func freePort(t *testing.T) int {
@@ -71,14 +114,9 @@ func runStreamd(t *testing.T, bin, dir string, port int, extra ...string) *exec.
 // and restarts it on the same data dir: every order that got a 201 is
 // there, and no stock stays held once the hold time has passed.
 func TestOrdersSurviveSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := buildStreamd(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	srv := runStreamd(t, bin, dir, port, "--hold-ttl", "2s")
+	bs := newBinaryServer(t, "--hold-ttl", "2s")
+	base := bs.base
+	srv := bs.start()
 	const stock = 100000
 	if code := api(t, "POST", base+"/api/products", testStaff, map[string]any{"id": "tee", "title": "Tee", "price": map[string]any{"amount": 1500, "currency": "eur"}, "stock": stock}, nil); code != 201 {
 		t.Fatalf("create product: %d", code)
@@ -131,7 +169,7 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("only %d orders before the kill: the load did not run", len(got))
 	}
 
-	runStreamd(t, bin, dir, port, "--hold-ttl", "2s")
+	bs.start()
 	for _, id := range got {
 		var o struct {
 			Status string `json:"status"`
@@ -170,14 +208,9 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 // TestGracefulShutdown: SIGTERM closes the peers, flushes the store and
 // exits 0; what was stored is there after a restart.
 func TestGracefulShutdown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := buildStreamd(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	srv := runStreamd(t, bin, dir, port)
+	bs := newBinaryServer(t)
+	base := bs.base
+	srv := bs.start()
 	if code := api(t, "POST", base+"/api/streams", testStaff, map[string]any{"id": "keep", "title": "Kept"}, nil); code != 201 {
 		t.Fatalf("create stream: %d", code)
 	}
@@ -213,7 +246,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	runStreamd(t, bin, dir, port)
+	bs.start()
 	var rec struct {
 		Title string `json:"title"`
 	}

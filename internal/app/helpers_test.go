@@ -7,10 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
 const testStaff = "staff-secret"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("STREAMD_TEST_LOG") != "" {
