@@ -123,8 +123,10 @@ func (r *Relay) loop() {
 				if since, ok := idleSince[s]; !ok {
 					idleSince[s] = time.Now()
 				} else if time.Since(since) > r.Idle {
+					// Close unregisters the pull itself, after ending its
+					// publication, so the live hook still knows the
+					// "offline" is this relay's and not the origin's.
 					idle = append(idle, p)
-					delete(r.pulls, s)
 					delete(idleSince, s)
 				}
 			}
@@ -157,7 +159,7 @@ func (r *Relay) check(stream string) {
 	if origin == "" || origin == r.Self {
 		return
 	}
-	if _, err := r.start(ctx, stream, origin); err != nil {
+	if err := r.start(ctx, stream, origin); err != nil {
 		r.Logger.Warn("relay: pull failed", "stream", stream, "origin", origin, "err", err)
 		return
 	}
@@ -167,23 +169,25 @@ func (r *Relay) check(stream string) {
 type relayPull struct {
 	r       *Relay
 	stream  string
-	pc      *webrtc.PeerConnection
 	session string
 	peerFeed
 	once sync.Once
 }
 
-func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, error) {
+func (r *Relay) start(ctx context.Context, stream, origin string) (err error) {
 	pc, err := r.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p := &relayPull{r: r, stream: stream, pc: pc}
-	p.peerFeed = peerFeed{pc: pc, wg: &r.wg}
+	defer func() {
+		if err != nil {
+			_ = pc.Close()
+		}
+	}()
+	p := &relayPull{r: r, stream: stream, peerFeed: peerFeed{pc: pc, wg: &r.wg}}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			_ = pc.Close()
-			return nil, err
+			return err
 		}
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.forward(t, rcv) })
@@ -194,47 +198,41 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (*relayPull, e
 	})
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
-		_ = pc.Close()
-		return nil, err
+		return err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		_ = pc.Close()
-		return nil, err
+		return err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		_ = pc.Close()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	endpoint := origin + "/whep/" + stream
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(pc.LocalDescription().SDP))
 	req.Header.Set("Content-Type", "application/sdp")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("whep %s: %w", endpoint, err)
+		return fmt.Errorf("whep %s: %w", endpoint, err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
-		_ = pc.Close()
-		return nil, fmt.Errorf("whep %s: HTTP %d: %s", endpoint, res.StatusCode, body)
+		return fmt.Errorf("whep %s: HTTP %d: %s", endpoint, res.StatusCode, body)
 	}
 	if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
 		p.session = loc.String()
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		_ = pc.Close()
-		return nil, err
+		return err
 	}
 	r.mu.Lock()
 	r.pulls[stream] = p
 	r.mu.Unlock()
 	pub := r.SFU.Stream(stream).Publish(p)
 	p.setPublication(pub)
-	return p, nil
+	return nil
 }
 
 // Close ends the pull (also called when a local publisher takes the stream over).

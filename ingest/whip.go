@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,8 +72,7 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	stream := r.PathValue("stream")
 	key := httpx.BearerToken(r)
 	if key == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd"`)
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "send the stream's publish key as Authorization: Bearer <key> (OBS: the Bearer Token field)")
+		httpx.WriteUnauthorized(w, false, "send the stream's publish key as Authorization: Bearer <key> (OBS: the Bearer Token field)")
 		return
 	}
 	switch err := h.Auth.CheckPublish(r.Context(), stream, key); {
@@ -83,8 +80,7 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream+": create it with POST /api/streams")
 		return
 	case errors.Is(err, ErrBadKey):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd", error="invalid_token"`)
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "the publish key is wrong for stream "+stream)
+		httpx.WriteUnauthorized(w, true, "the publish key is wrong for stream "+stream)
 		return
 	case err != nil:
 		h.Logger.Error("whip auth", "stream", stream, "err", err)
@@ -99,8 +95,7 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s, answer, err := h.start(ctx, stream, offer)
 	if err != nil {
-		var bad *badOfferError
-		if errors.As(err, &bad) {
+		if errors.Is(err, errBadOffer) {
 			httpx.WriteError(w, http.StatusBadRequest, "bad_sdp", err.Error())
 			return
 		}
@@ -131,10 +126,8 @@ func (h *WHIP) handleSession(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type badOfferError struct{ err error }
-
-func (e *badOfferError) Error() string { return "bad SDP offer: " + e.err.Error() }
-func (e *badOfferError) Unwrap() error { return e.err }
+// errBadOffer wraps SDP offers pion cannot use.
+var errBadOffer = errors.New("bad SDP offer")
 
 // whipSession is one publisher; it is the sfu Source of its publication.
 type whipSession struct {
@@ -142,7 +135,6 @@ type whipSession struct {
 	id     string
 	etag   string
 	stream string
-	pc     *webrtc.PeerConnection
 	peerFeed
 
 	closeOnce sync.Once
@@ -150,19 +142,13 @@ type whipSession struct {
 	done      chan struct{} // closed by Close
 }
 
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, string, error) {
 	pc, err := h.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("new peer connection: %w", err)
 	}
-	s := &whipSession{h: h, id: randomID(16), etag: `"` + randomID(8) + `"`, stream: stream, pc: pc, connected: make(chan struct{}), done: make(chan struct{})}
-	s.peerFeed = peerFeed{pc: pc, wg: &h.wg}
+	id, etag := whipx.NewSession()
+	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{pc: pc, wg: &h.wg}, connected: make(chan struct{}), done: make(chan struct{})}
 	pc.OnTrack(s.onTrack)
 	var connOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -175,17 +161,17 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		_ = pc.Close()
-		return nil, "", &badOfferError{err}
+		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
 		_ = pc.Close()
-		return nil, "", &badOfferError{err}
+		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
 		_ = pc.Close()
-		return nil, "", &badOfferError{err}
+		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
 	}
 	select {
 	case <-gathered:

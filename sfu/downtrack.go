@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -22,7 +21,6 @@ type downTrack struct {
 	params []webrtc.RTPCodecParameters
 	ssrc   uint32
 	writer webrtc.TrackLocalWriter
-	bound  atomic.Bool
 
 	// Owned by the forwarder (under its write lock).
 	pt           uint8
@@ -32,9 +30,6 @@ type downTrack struct {
 
 	// rtx is this viewer's retransmission budget (its RTCP goroutine only).
 	rtx rtxBudget
-
-	// sub is told about keyframe requests and NACKs (nil in benchmarks).
-	sub *Subscriber
 }
 
 var errNoCodec = errors.New("no common codec with the viewer")
@@ -53,14 +48,10 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.ssrc = uint32(ctx.SSRC())
 	d.writer = ctx.WriteStream()
 	d.bindMu.Unlock()
-	d.bound.Store(true)
 	return params[0], nil
 }
 
-func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.bound.Store(false)
-	return nil
-}
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error { return nil }
 
 func (d *downTrack) ID() string                { return d.id }
 func (d *downTrack) RID() string               { return "" }

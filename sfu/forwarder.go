@@ -39,7 +39,6 @@ type forwarder struct {
 	gen        uint64
 	codec      webrtc.RTPCodecCapability
 	ckind      codecKind
-	hasCodec   bool
 	synced     bool
 	firstInSeq uint16
 	spliceTS   uint32
@@ -88,13 +87,13 @@ func (f *forwarder) attach(codec webrtc.RTPCodecCapability) uint64 {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	f.gen++
-	f.codec, f.ckind, f.hasCodec = codec, kindOfMime(codec.MimeType), true
+	f.codec, f.ckind = codec, kindOfMime(codec.MimeType)
 	f.synced = false
 	f.clockRate.Store(codec.ClockRate)
 	f.srNanos.Store(0)
 	f.srOffsetOK.Store(false)
 	if f.gop != nil {
-		f.setGOPInvalid()
+		f.dropGOPLocked()
 	}
 	for _, d := range *f.subs.Load() {
 		d.selectCodec(codec)
@@ -115,14 +114,15 @@ func (f *forwarder) detach(gen uint64) {
 	f.active.Store(false)
 }
 
-// setGOPInvalidLocked drops the GOP cache (and its bytes from the gauge).
-func (f *forwarder) setGOPInvalidLocked() {
+// dropGOP drops the GOP cache (and its bytes from the gauge).
+func (f *forwarder) dropGOP() {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	f.setGOPInvalid()
+	f.dropGOPLocked()
 }
 
-func (f *forwarder) setGOPInvalid() {
+// dropGOPLocked is dropGOP with f.wmu held.
+func (f *forwarder) dropGOPLocked() {
 	f.gop.invalidate()
 	f.m.gopCacheBytes.Sub(float64(f.gopBytes))
 	f.gopBytes = 0
@@ -256,11 +256,6 @@ func (f *forwarder) admitPending(frameStart bool) {
 	f.subsMu.Unlock()
 
 	needKey := false
-	defer func() {
-		if needKey {
-			f.keyframeNeeded()
-		}
-	}()
 	for _, d := range pend {
 		d.selectCodec(f.codec)
 		d.needKeyframe = false
@@ -284,6 +279,9 @@ func (f *forwarder) admitPending(frameStart bool) {
 			d.needKeyframe = true
 			needKey = true
 		}
+	}
+	if needKey {
+		f.keyframeNeeded()
 	}
 }
 

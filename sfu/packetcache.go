@@ -54,9 +54,3 @@ func (c *packetCache) get(seq uint16) (ts uint32, marker bool, payload []byte, o
 	}
 	return s.ts, s.marker, s.buf[:s.n], true
 }
-
-func (c *packetCache) reset() {
-	for i := range c.slots {
-		c.slots[i].valid = false
-	}
-}

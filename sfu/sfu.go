@@ -143,7 +143,7 @@ func (s *SFU) RemoveStream(id string) {
 	}
 	if st != nil {
 		st.unpublishAll()
-		st.video.setGOPInvalidLocked()
+		st.video.dropGOP()
 	}
 }
 
@@ -192,5 +192,3 @@ func (s *SFU) Subscribers(stream string) int {
 	}
 	return st.video.count()
 }
-
-func (s *SFU) logger() *slog.Logger { return s.Logger }

@@ -40,6 +40,14 @@ func newStream(id string, s *SFU) *Stream {
 // ID is the stream id.
 func (st *Stream) ID() string { return st.id }
 
+// forwarder is the stream's forwarder for media of that kind.
+func (st *Stream) forwarder(kind webrtc.RTPCodecType) *forwarder {
+	if kind == webrtc.RTPCodecTypeVideo {
+		return st.video
+	}
+	return st.audio
+}
+
 // Publish makes src the stream's publisher. A previous publisher is closed:
 // a new publish with the right key takes the stream over, and viewers stay.
 func (st *Stream) Publish(src Source) *Publication {
@@ -54,7 +62,7 @@ func (st *Stream) Publish(src Source) *Publication {
 	} else {
 		st.s.m.publishers.Inc()
 	}
-	st.s.logger().Info("publisher live", "stream", st.id, "takeover", prev != nil)
+	st.s.Logger.Info("publisher live", "stream", st.id, "takeover", prev != nil)
 	if st.s.OnLive != nil {
 		st.s.OnLive(st.id, true)
 	}
@@ -117,10 +125,7 @@ type Publication struct {
 // One writer per kind is live; a second video track (e.g. a simulcast layer)
 // replaces the first.
 func (p *Publication) Track(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability) *TrackWriter {
-	f := p.st.audio
-	if kind == webrtc.RTPCodecTypeVideo {
-		f = p.st.video
-	}
+	f := p.st.forwarder(kind)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tw := &TrackWriter{f: f}
@@ -145,7 +150,7 @@ func (p *Publication) Close() {
 	p.end()
 	if current {
 		st.s.m.publishers.Dec()
-		st.s.logger().Info("publisher left", "stream", st.id)
+		st.s.Logger.Info("publisher left", "stream", st.id)
 		if st.s.OnLive != nil {
 			st.s.OnLive(st.id, false)
 		}

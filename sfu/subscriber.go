@@ -2,8 +2,6 @@ package sfu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/internal/whipx"
 )
 
 // ErrBadOffer wraps SDP offers pion cannot use.
@@ -41,18 +41,6 @@ func (sub *Subscriber) ID() string { return sub.id }
 // ETag identifies the session's ICE state for PATCH If-Match.
 func (sub *Subscriber) ETag() string { return sub.etag }
 
-// PeerConnection is the viewer's peer connection (for trickle ICE).
-func (sub *Subscriber) PeerConnection() *webrtc.PeerConnection { return sub.pc }
-
-// Done is closed when the session ends.
-func (sub *Subscriber) Done() <-chan struct{} { return sub.done }
-
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Subscribe answers a viewer's offer. A known stream that is not live yet is
 // accepted: video starts at the publisher's first keyframe.
 func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscriber, string, error) {
@@ -76,7 +64,8 @@ func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscribe
 	if err != nil {
 		return nil, "", fmt.Errorf("new peer connection: %w", err)
 	}
-	sub := &Subscriber{id: randomID(16), etag: `"` + randomID(8) + `"`, s: s, st: st, pc: pc, done: make(chan struct{})}
+	id, etag := whipx.NewSession()
+	sub := &Subscriber{id: id, etag: etag, s: s, st: st, pc: pc, done: make(chan struct{})}
 	answer, err := sub.negotiate(ctx, offer)
 	if err != nil {
 		_ = pc.Close()
@@ -113,7 +102,7 @@ func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscribe
 	// A peer that never completes ICE is cleaned up.
 	timer := time.AfterFunc(s.Tuning.ConnectTimeout, func() {
 		if pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
-			s.logger().Info("viewer never connected; closing", "stream", streamID, "session", sub.id)
+			s.Logger.Info("viewer never connected; closing", "stream", streamID, "session", sub.id)
 			sub.Close()
 		}
 	})
@@ -129,14 +118,12 @@ func (sub *Subscriber) negotiate(ctx context.Context, offer string) (string, err
 	msid := "streamd-" + sub.st.id
 	if strings.Contains(offer, "m=video") {
 		sub.video = newDownTrack("video", msid, webrtc.RTPCodecTypeVideo)
-		sub.video.sub = sub
 		if err := sub.addTrack(sub.video, sub.st.video); err != nil {
 			return "", err
 		}
 	}
 	if strings.Contains(offer, "m=audio") {
 		sub.audio = newDownTrack("audio", msid, webrtc.RTPCodecTypeAudio)
-		sub.audio.sub = sub
 		if err := sub.addTrack(sub.audio, sub.st.audio); err != nil {
 			return "", err
 		}

@@ -15,22 +15,15 @@ func (st *Stream) AddTap(kind webrtc.RTPCodecType, w webrtc.TrackLocalWriter, co
 	d.params = append([]webrtc.RTPCodecParameters(nil), codecs...)
 	d.ssrc = ssrc
 	d.writer = w
-	d.bound.Store(true)
-	f := st.audio
-	if kind == webrtc.RTPCodecTypeVideo {
-		f = st.video
-	}
+	f := st.forwarder(kind)
 	f.add(d)
 	return func() { f.remove(d) }
 }
 
 // Codec reports the codec of the stream's current source of that kind.
 func (st *Stream) Codec(kind webrtc.RTPCodecType) (webrtc.RTPCodecCapability, bool) {
-	f := st.audio
-	if kind == webrtc.RTPCodecTypeVideo {
-		f = st.video
-	}
+	f := st.forwarder(kind)
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	return f.codec, f.hasCodec && f.active.Load()
+	return f.codec, f.active.Load()
 }

@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -22,7 +21,6 @@ type NetConfig struct {
 	AdvertiseIPs []string
 	// LoopbackOnly keeps ICE on 127.0.0.1/::1 (tests).
 	LoopbackOnly bool
-	Logger       *slog.Logger
 }
 
 // WebRTC owns the shared UDP socket and the two pion APIs built on it: one

@@ -43,7 +43,7 @@ func (s *SFU) handleWHEP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; retry shortly")
 		return
 	case err != nil:
-		s.logger().Error("whep subscribe", "stream", stream, "err", err)
+		s.Logger.Error("whep subscribe", "stream", stream, "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not start the session")
 		return
 	}

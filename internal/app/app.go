@@ -119,7 +119,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 
 	// Media: one UDP port, the sfu, WHIP ingest.
-	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly, Logger: logger})
+	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
 		return nil, err
 	}

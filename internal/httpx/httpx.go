@@ -113,14 +113,23 @@ func TokenEqual(got, want string) bool {
 func RequireStaff(w http.ResponseWriter, r *http.Request, staffToken string) bool {
 	tok := BearerToken(r)
 	if tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd"`)
-		WriteError(w, http.StatusUnauthorized, "unauthorized", "send the staff token as Authorization: Bearer <token>")
+		WriteUnauthorized(w, false, "send the staff token as Authorization: Bearer <token>")
 		return false
 	}
 	if !TokenEqual(tok, staffToken) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="streamd", error="invalid_token"`)
-		WriteError(w, http.StatusUnauthorized, "unauthorized", "the staff token is wrong")
+		WriteUnauthorized(w, true, "the staff token is wrong")
 		return false
 	}
 	return true
+}
+
+// WriteUnauthorized writes a 401 with the bearer challenge; wrongToken says
+// a token was sent but is not valid (rather than missing).
+func WriteUnauthorized(w http.ResponseWriter, wrongToken bool, message string) {
+	challenge := `Bearer realm="streamd"`
+	if wrongToken {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	WriteError(w, http.StatusUnauthorized, "unauthorized", message)
 }

@@ -4,6 +4,8 @@
 package whipx
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -62,12 +64,13 @@ func ReadOffer(w http.ResponseWriter, r *http.Request) (string, bool) {
 		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "sdp_too_large", fmt.Sprintf("the SDP offer must be at most %d bytes", MaxSDP))
 		return "", false
 	}
-	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+	s := string(b)
+	trimmed := strings.TrimSpace(s)
+	if err != nil || trimmed == "" {
 		httpx.WriteError(w, http.StatusBadRequest, "bad_sdp", "the body must be an SDP offer")
 		return "", false
 	}
-	s := string(b)
-	if !strings.HasPrefix(strings.TrimSpace(s), "v=0") {
+	if !strings.HasPrefix(trimmed, "v=0") {
 		httpx.WriteError(w, http.StatusBadRequest, "bad_sdp", "the body is not an SDP offer (it must start with v=0)")
 		return "", false
 	}
@@ -95,7 +98,6 @@ type Frag struct {
 func ParseFrag(body string) (Frag, error) {
 	var f Frag
 	mid := ""
-	var idx uint16
 	mline := -1
 	for _, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
 		line = strings.TrimSpace(line)
@@ -107,7 +109,6 @@ func ParseFrag(body string) (Frag, error) {
 			f.Pwd = strings.TrimPrefix(line, "a=ice-pwd:")
 		case strings.HasPrefix(line, "m="):
 			mline++
-			idx = uint16(mline)
 			mid = ""
 		case strings.HasPrefix(line, "a=mid:"):
 			mid = strings.TrimPrefix(line, "a=mid:")
@@ -116,12 +117,9 @@ func ParseFrag(body string) (Frag, error) {
 			if mid != "" {
 				m := mid
 				c.SDPMid = &m
-			} else if mline >= 0 {
-				i := idx
-				c.SDPMLineIndex = &i
 			} else {
-				zero := uint16(0)
-				c.SDPMLineIndex = &zero
+				i := uint16(max(mline, 0)) // before any m= line: the first
+				c.SDPMLineIndex = &i
 			}
 			f.Candidates = append(f.Candidates, c)
 		case strings.HasPrefix(line, "a=end-of-candidates"), strings.HasPrefix(line, "a=group:"), strings.HasPrefix(line, "a=ice-options:"):
@@ -164,6 +162,18 @@ func Patch(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection, et
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// NewSession makes the id (in the resource URL) and the quoted ETag of a
+// new session.
+func NewSession() (id, etag string) {
+	return randomHex(16), `"` + randomHex(8) + `"`
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // SessionPath builds the Location of a session resource.
