@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -223,21 +225,21 @@ func (s *RTSPServer) Close() {
 	s.wg.Wait()
 	// Sessions are closed by the server; make sure nothing stays attached.
 	s.mu.Lock()
-	pubs := make([]*rtspPublisher, 0, len(s.publishers))
-	for _, p := range s.publishers {
-		pubs = append(pubs, p)
-	}
-	readers := make([]*rtspReader, 0, len(s.readers))
-	for r := range s.readers {
-		readers = append(readers, r)
-	}
+	pubs := slices.Collect(maps.Values(s.publishers))
 	s.mu.Unlock()
 	for _, p := range pubs {
 		p.end()
 	}
-	for _, r := range readers {
+	for _, r := range s.readerList() {
 		r.close()
 	}
+}
+
+// readerList is a snapshot of the open readers.
+func (s *RTSPServer) readerList() []*rtspReader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.readers))
 }
 
 // Warnings are the warnings of the stream's current RTSP publisher (e.g. an
@@ -263,13 +265,7 @@ func (s *RTSPServer) janitor() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.mu.Lock()
-			readers := make([]*rtspReader, 0, len(s.readers))
-			for r := range s.readers {
-				readers = append(readers, r)
-			}
-			s.mu.Unlock()
-			for _, r := range readers {
+			for _, r := range s.readerList() {
 				if reason := r.check(now, s.ReadIdleTimeout); reason != "" {
 					s.Logger.Info("rtsp reader ended", "stream", r.stream, "reason", reason)
 					r.ss.Close()

@@ -33,6 +33,18 @@ type connState struct {
 	pendingPlay *rtspReader
 }
 
+// describe keeps st (nil: none) as the described stream and closes the one
+// it replaces.
+func (cs *connState) describe(st *gortsplib.ServerStream, id string) {
+	cs.mu.Lock()
+	old := cs.described
+	cs.described, cs.describedID = st, id
+	cs.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
 func stateOf(c *gortsplib.ServerConn) *connState {
 	if cs, ok := c.UserData().(*connState); ok {
 		return cs
@@ -46,13 +58,7 @@ func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 
 func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	if cs := stateOf(ctx.Conn); cs != nil {
-		cs.mu.Lock()
-		st := cs.described
-		cs.described = nil
-		cs.mu.Unlock()
-		if st != nil {
-			st.Close()
-		}
+		cs.describe(nil, "")
 	}
 	if ctx.Error != nil && !errors.Is(ctx.Error, liberrors.ErrServerTerminated{}) {
 		h.s.Logger.Debug("rtsp connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "err", ctx.Error)
@@ -124,7 +130,6 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 		cs.mu.Unlock()
 	}
 	if st == nil {
-		var res *base.Response
 		if st, res = h.s.newReadStream(id); res != nil {
 			return res, nil, nil
 		}
@@ -148,13 +153,7 @@ func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 		return res, nil, nil
 	}
 	if cs := stateOf(ctx.Conn); cs != nil {
-		cs.mu.Lock()
-		old := cs.described
-		cs.described, cs.describedID = st, id
-		cs.mu.Unlock()
-		if old != nil {
-			old.Close()
-		}
+		cs.describe(st, id)
 	}
 	return respond(base.StatusOK, ""), st, nil
 }

@@ -215,10 +215,7 @@ func (t *rtspTrack) handle(pkt *rtp.Packet) {
 			t.m.warn("B-frames detected (video timestamps go backwards): WebRTC players show them out of order; "+fixBFrames, "codec", t.forma.Codec())
 		}
 		if t.tw != nil {
-			t.tw.WriteRTP(pkt, time.Now())
-			if t.m.onPacket != nil {
-				t.m.onPacket()
-			}
+			t.write(pkt)
 		}
 		return
 	}
@@ -233,18 +230,24 @@ func (t *rtspTrack) handle(pkt *rtp.Packet) {
 		}
 		// Each packet of the unit enters the sfu now: like a WHIP packet
 		// read from its socket, it has waited for the ones before it.
-		t.tw.WriteRTP(out, time.Now())
-		if t.m.onPacket != nil {
-			t.m.onPacket()
-		}
+		t.write(out)
 	}, func() {
 		t.m.warn("B-frames detected (H.264 presentation order differs from decode order): WebRTC players show them out of order; "+fixBFrames, "codec", "H264")
 	})
 }
 
+// write hands one packet to the sfu.
+func (t *rtspTrack) write(pkt *rtp.Packet) {
+	t.tw.WriteRTP(pkt, time.Now())
+	if t.m.onPacket != nil {
+		t.m.onPacket()
+	}
+}
+
 // tsOrder detects presentation timestamps that go backwards between
 // frames, which is what B-frames look like in decode order. Two steps back
-// are needed, so a single odd packet does not raise a warning.
+// are needed, so a single odd packet does not raise a warning; backwards
+// reports it once.
 type tsOrder struct {
 	have  bool
 	last  uint32
@@ -259,11 +262,12 @@ func (o *tsOrder) backwards(ts uint32) bool {
 	if ts == o.last {
 		return false
 	}
-	if int32(ts-o.last) < 0 {
+	back := int32(ts-o.last) < 0
+	if back {
 		o.backs++
 	}
 	o.last = ts
-	return o.backs == 2
+	return back && o.backs == 2
 }
 
 // h264Fmtp is the WebRTC fmtp line for an SPS (profile-level-id from its
@@ -289,7 +293,6 @@ type h264Repacker struct {
 	prevTS     uint32
 	prevMarker bool
 	order      tsOrder
-	bframes    bool
 }
 
 func newH264Repacker(f *format.H264) (*h264Repacker, error) {
@@ -350,8 +353,7 @@ func (r *h264Repacker) accessUnit(au [][]byte, ts uint32, emit func(*rtp.Packet,
 	if len(out) == 0 {
 		return
 	}
-	if r.order.backwards(ts) && !r.bframes {
-		r.bframes = true
+	if r.order.backwards(ts) { // true once
 		bframes()
 	}
 	if idr {

@@ -36,17 +36,19 @@ func (p *rtspPublisher) start() {
 	pub := p.s.SFU.Stream(p.stream).Publish(p)
 	p.media.attach(pub)
 	p.mu.Lock()
-	p.pub = pub
-	ended := p.ended
-	p.mu.Unlock()
-	if ended { // closed while publishing
+	if p.ended { // closed while publishing
+		p.mu.Unlock()
 		pub.Close()
 		return
 	}
+	// p.pub is set with the registration, under p.mu: end, which undoes
+	// the registration when it sees p.pub, cannot run in between.
+	p.pub = pub
 	p.s.mu.Lock()
 	p.s.publishers[p.stream] = p
 	p.s.mu.Unlock()
 	p.s.m.publish.Inc()
+	p.mu.Unlock()
 	tr := "?"
 	if t := p.ss.SetuppedTransport(); t != nil {
 		tr = t.String()
@@ -62,7 +64,7 @@ func (p *rtspPublisher) end() {
 		return
 	}
 	p.ended = true
-	pub, started := p.pub, p.started
+	pub := p.pub
 	p.mu.Unlock()
 	if pub != nil {
 		pub.Close()
@@ -72,7 +74,7 @@ func (p *rtspPublisher) end() {
 		delete(p.s.publishers, p.stream)
 	}
 	p.s.mu.Unlock()
-	if started && pub != nil {
+	if pub != nil {
 		p.s.m.publish.Dec()
 		p.s.Logger.Info("rtsp publisher left", "stream", p.stream)
 	}

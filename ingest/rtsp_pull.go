@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +131,7 @@ func (m *RTSPPull) Set(stream, source string) {
 	m.wg.Add(1)
 	m.mu.Unlock()
 	if old != nil {
-		old.stop()
+		old.cancel()
 	}
 	m.Logger.Info("rtsp pull", "stream", stream, "source", redact(source))
 	go func() {
@@ -145,7 +147,7 @@ func (m *RTSPPull) Remove(stream string) {
 	delete(m.pulls, stream)
 	m.mu.Unlock()
 	if p != nil {
-		p.stop()
+		p.cancel()
 		m.Logger.Info("rtsp pull stopped", "stream", stream)
 	}
 }
@@ -165,21 +167,14 @@ func (m *RTSPPull) Status(stream string) (PullStatus, bool) {
 func (m *RTSPPull) Streams() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.pulls))
-	for s := range m.pulls {
-		out = append(out, s)
-	}
-	return out
+	return slices.Collect(maps.Keys(m.pulls))
 }
 
 // Close stops every pull and waits for them.
 func (m *RTSPPull) Close() {
 	m.mu.Lock()
 	m.closed = true
-	all := make([]*pull, 0, len(m.pulls))
-	for _, p := range m.pulls {
-		all = append(all, p)
-	}
+	all := slices.Collect(maps.Values(m.pulls))
 	m.pulls = map[string]*pull{}
 	m.mu.Unlock()
 	for _, p := range all {
@@ -210,8 +205,6 @@ type pull struct {
 	lastErr string
 	media   *rtspMedia
 }
-
-func (p *pull) stop() { p.cancel() }
 
 func (p *pull) status() PullStatus {
 	p.mu.Lock()

@@ -151,12 +151,14 @@ func (r *rtspReader) start() {
 
 // check says why the reader should end, if it should.
 func (r *rtspReader) check(now time.Time, idle time.Duration) string {
-	st := r.s.SFU.Stream(r.stream)
 	live := r.s.SFU.Live(r.stream)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if live {
 		r.since = now
+		// Only a live stream is looked up: SFU.Stream would bring a deleted
+		// one back.
+		st := r.s.SFU.Stream(r.stream)
 		for kind, t := range r.tracks {
 			if c, ok := st.Codec(kind); ok && !strings.EqualFold(c.MimeType, t.codec.MimeType) {
 				return "the stream's " + kind.String() + " codec changed to " + c.MimeType

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,25 +41,22 @@ type cluster struct {
 	relay *ingest.Relay
 	mu    sync.Mutex
 	live  map[string]bool // streams published on this node
-	stop  chan struct{}
-	done  chan struct{}
 }
 
 func (a *App) initCluster() error {
 	if a.rdb == nil || a.Config.NodeURL == "" {
 		return nil
 	}
-	c := &cluster{a: a, live: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &cluster{a: a, live: map[string]bool{}}
 	c.relay = &ingest.Relay{API: a.net.PublisherAPI(), SFU: a.SFU, Dir: redisDirectory{a.rdb}, Self: a.Config.NodeURL, Logger: a.Logger.With("pkg", "relay")}
 	if err := c.relay.Initialize(); err != nil {
 		return err
 	}
 	a.cluster = c
 	a.SFU.OnSubscribe = c.relay.Kick
-	go c.refresh()
+	stopRefresh := every(originTTL/3, c.refresh)
 	a.closers = append(a.closers, func() {
-		close(c.stop)
-		<-c.done
+		stopRefresh()
 		c.relay.Close()
 	})
 	return nil
@@ -65,9 +64,6 @@ func (a *App) initCluster() error {
 
 // announce records (or withdraws) this node as the origin of a stream.
 func (c *cluster) announce(stream string, live bool) {
-	if c.relay.Pulling(stream) {
-		return // a pulled stream's origin is elsewhere
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	c.mu.Lock()
@@ -79,7 +75,7 @@ func (c *cluster) announce(stream string, live bool) {
 	c.mu.Unlock()
 	var err error
 	if live {
-		err = c.a.rdb.Set(ctx, originKey(stream), c.a.Config.NodeURL, originTTL).Err()
+		err = c.setOrigin(ctx, stream)
 	} else {
 		err = withdraw.Run(ctx, c.a.rdb, []string{originKey(stream)}, c.a.Config.NodeURL).Err()
 	}
@@ -88,38 +84,54 @@ func (c *cluster) announce(stream string, live bool) {
 	}
 }
 
+func (c *cluster) setOrigin(ctx context.Context, stream string) error {
+	return c.a.rdb.Set(ctx, originKey(stream), c.a.Config.NodeURL, originTTL).Err()
+}
+
 // refresh keeps this node's origin records alive while its publishers are.
 func (c *cluster) refresh() {
-	defer close(c.done)
-	t := time.NewTicker(originTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			c.mu.Lock()
-			streams := make([]string, 0, len(c.live))
-			for s := range c.live {
-				streams = append(streams, s)
-			}
-			c.mu.Unlock()
-			for _, s := range streams {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_ = c.a.rdb.Set(ctx, originKey(s), c.a.Config.NodeURL, originTTL).Err()
-				cancel()
+	c.mu.Lock()
+	streams := slices.Collect(maps.Keys(c.live))
+	c.mu.Unlock()
+	for _, s := range streams {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = c.setOrigin(ctx, s)
+		cancel()
+	}
+}
+
+// every calls fn every d, on a goroutine of its own, until the returned
+// func is called (it waits for that goroutine to end).
+func every(d time.Duration, fn func()) (stop func()) {
+	stopc, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopc:
+				return
+			case <-t.C:
+				fn()
 			}
 		}
+	}()
+	return func() {
+		close(stopc)
+		<-done
 	}
 }
 
 // onLive is the sfu's live hook: overlay live events and origin records.
 func (a *App) onLive(stream string, live bool) {
 	if a.cluster != nil {
-		a.cluster.announce(stream, live)
 		if a.cluster.relay.Pulling(stream) {
-			return // the origin node tells the overlay
+			// A pulled stream's origin is elsewhere, and the origin node
+			// tells the overlay.
+			return
 		}
+		a.cluster.announce(stream, live)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -77,32 +77,11 @@ func (a *App) initClusterPull() {
 	a.RTSPPull.LeaseTTL = pullLeaseTTL
 }
 
-// startPullSync follows the stream records created and deleted on other
-// nodes; it returns the function that stops it.
-func (a *App) startPullSync() func() {
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(pullSyncInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				a.syncPulls()
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		<-done
-	}
-}
-
-// syncPulls sets the pulls from the records: a stream pulled here whose
-// record is gone is removed (the snapshot of pulls is taken before the list,
-// so a stream just created on this node is in the list).
+// syncPulls, run every pullSyncInterval, follows the stream records created
+// and deleted on other nodes: it sets the pulls from the records, and a
+// stream pulled here whose record is gone is removed (the snapshot of pulls
+// is taken before the list, so a stream just created on this node is in the
+// list).
 func (a *App) syncPulls() {
 	pulled := a.RTSPPull.Streams()
 	ctx, cancel := context.WithTimeout(context.Background(), pullSyncInterval)

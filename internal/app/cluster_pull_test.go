@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -96,19 +95,8 @@ func TestClusterPullOneNode(t *testing.T) {
 	ffmpegPublish(ctx, t, "rtsp://"+camAddr+"/cam", "tcp", "libopus", 40)
 	proxy := startConnCounter(t, camAddr)
 
-	node := func() *App {
-		port := freePort(t)
-		return startApp(t, func(c *Config) {
-			c.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
-			c.NodeURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-			c.Redis = testenv.RedisURL(11)
-		})
-	}
-	n1, n2 := node(), node()
-	var created map[string]any
-	if code := api(t, "POST", n1.BaseURL()+"/api/streams", testStaff, map[string]any{"id": "cam", "source": "rtsp://" + proxy.ln.Addr().String() + "/cam"}, &created); code != 201 {
-		t.Fatalf("create stream with source: %d %v", code, created)
-	}
+	n1, n2 := startClusterNode(t, 11), startClusterNode(t, 11)
+	createPulledStream(t, n1, "cam", "rtsp://"+proxy.ln.Addr().String()+"/cam")
 
 	// One node pulls, the other (which learns of the stream from Redis)
 	// stands by.

@@ -12,6 +12,18 @@ import (
 	"github.com/streamd/streamd/internal/testenv"
 )
 
+// startClusterNode runs a node of a cluster whose nodes share Redis DB db;
+// its node URL is its own HTTP address.
+func startClusterNode(t *testing.T, db int) *App {
+	t.Helper()
+	port := freePort(t)
+	return startApp(t, func(c *Config) {
+		c.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
+		c.NodeURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		c.Redis = testenv.RedisURL(db)
+	})
+}
+
 // TestClusterRelay: two nodes share Redis; a stream published on node 1 is
 // watched by three viewers on node 2, which pulls it from node 1 once.
 func TestClusterRelay(t *testing.T) {
@@ -21,15 +33,7 @@ func TestClusterRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := func() *App {
-		port := freePort(t)
-		return startApp(t, func(c *Config) {
-			c.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
-			c.NodeURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-			c.Redis = testenv.RedisURL(10)
-		})
-	}
-	n1, n2 := node(), node()
+	n1, n2 := startClusterNode(t, 10), startClusterNode(t, 10)
 	key := createStream(t, n1, "hall")
 	api, err := rtctest.NewAPI()
 	if err != nil {

@@ -57,7 +57,7 @@ func (a *App) initRTSP() error {
 	}
 	if a.cluster != nil {
 		// Stopped before the pulls (closers run in reverse).
-		a.closers = append(a.closers, a.startPullSync())
+		a.closers = append(a.closers, every(pullSyncInterval, a.syncPulls))
 	}
 	return nil
 }

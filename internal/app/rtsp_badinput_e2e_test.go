@@ -118,15 +118,22 @@ func TestRTSPBadInput(t *testing.T) {
 	}
 }
 
-// scrape returns the sum of a metric's samples on /metrics.
-func scrape(t *testing.T, a *App, name string) float64 {
+// metricSample is one sample line of /metrics and its value.
+type metricSample struct {
+	line  string
+	value float64
+}
+
+// metricSamples returns the samples of the metric called name (any labels)
+// on a's /metrics.
+func metricSamples(t *testing.T, a *App, name string) []metricSample {
 	t.Helper()
 	res, err := http.Get(a.BaseURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	sum := 0.0
+	var out []metricSample
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -139,7 +146,17 @@ func scrape(t *testing.T, a *App, name string) float64 {
 		}
 		f := strings.Fields(line)
 		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
+		out = append(out, metricSample{line, v})
+	}
+	return out
+}
+
+// scrape returns the sum of a metric's samples on /metrics.
+func scrape(t *testing.T, a *App, name string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, s := range metricSamples(t, a, name) {
+		sum += s.value
 	}
 	return sum
 }

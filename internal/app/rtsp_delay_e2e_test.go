@@ -4,14 +4,11 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,25 +20,13 @@ import (
 // and interpolates quantiles within them.
 func histogramQuantiles(t *testing.T, a *App, name string, qs ...float64) (count float64, out []float64) {
 	t.Helper()
-	res, err := http.Get(a.BaseURL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
 	type bucket struct{ le, n float64 }
 	var bs []bucket
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"_bucket{") {
-			continue
-		}
-		i := strings.Index(line, `le="`)
-		j := strings.Index(line[i+4:], `"`)
-		le, _ := strconv.ParseFloat(line[i+4:i+4+j], 64)
-		f := strings.Fields(line)
-		n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		bs = append(bs, bucket{le, n})
+	for _, s := range metricSamples(t, a, name+"_bucket") {
+		i := strings.Index(s.line, `le="`)
+		j := strings.Index(s.line[i+4:], `"`)
+		le, _ := strconv.ParseFloat(s.line[i+4:i+4+j], 64)
+		bs = append(bs, bucket{le, s.value})
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 	if len(bs) == 0 {
@@ -86,33 +71,7 @@ func TestRTSPForwardDelay50Viewers(t *testing.T) {
 		t.Fatal(err)
 	}
 	const viewers = 50
-	subs := make([]*rtctest.Subscriber, viewers)
-	var wg sync.WaitGroup
-	errs := make(chan error, viewers)
-	for i := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/crowd")
-			if err != nil {
-				errs <- err
-				return
-			}
-			subs[i] = s
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	defer func() {
-		for _, s := range subs {
-			if s != nil {
-				s.Close()
-			}
-		}
-	}()
-	for err := range errs {
-		t.Fatalf("subscribe: %v", err)
-	}
+	subs := subscribeViewers(ctx, t, api, a.BaseURL()+"/whep/crowd", viewers)
 	wait := ffmpegPublish(ctx, t, "rtsp://pub:"+key+"@"+a.RTSPAddr()+"/crowd", "tcp", "libopus", 4)
 	if err := wait(); err != nil {
 		t.Fatalf("ffmpeg: %v", err)

@@ -112,6 +112,15 @@ func (c *testCamera) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Re
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
+// createPulledStream makes a stream whose record names an rtsp:// source.
+func createPulledStream(t *testing.T, a *App, id, source string) {
+	t.Helper()
+	var created map[string]any
+	if code := api(t, "POST", a.BaseURL()+"/api/streams", testStaff, map[string]any{"id": id, "source": source}, &created); code != 201 {
+		t.Fatalf("create stream with source: %d %v", code, created)
+	}
+}
+
 // TestRTSPPullReconnects: a stream with an rtsp:// source is pulled; the
 // camera goes away and comes back; the WHEP viewer keeps its session and
 // video resumes; the API shows the source state.
@@ -124,10 +133,7 @@ func TestRTSPPullReconnects(t *testing.T) {
 	wait := ffmpegPublish(ctx, t, "rtsp://"+camAddr+"/cam", "tcp", "libopus", 8)
 
 	a := startRTSPApp(t)
-	var created map[string]any
-	if code := api(t, "POST", a.BaseURL()+"/api/streams", testStaff, map[string]any{"id": "cam", "source": "rtsp://" + camAddr + "/cam"}, &created); code != 201 {
-		t.Fatalf("create stream with source: %d %v", code, created)
-	}
+	createPulledStream(t, a, "cam", "rtsp://"+camAddr+"/cam")
 	viewer := subscribeWHEP(ctx, t, a, "cam")
 	if err := viewer.WaitVideo(ctx, func(p []rtctest.Packet) bool { n, _ := accessUnits(t, p); return n >= 15 }); err != nil {
 		t.Fatalf("no video from the pulled source: %v (state %+v)", err, getStream(t, a, "cam"))

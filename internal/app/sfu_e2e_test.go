@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,31 +85,7 @@ func TestFanoutLateJoinAndReconnect(t *testing.T) {
 	// 20 viewers join before the stream is live: accepted, video starts at
 	// the first keyframe.
 	const viewers = 20
-	subs := make([]*rtctest.Subscriber, viewers)
-	var wg sync.WaitGroup
-	errs := make(chan error, viewers)
-	for i := range subs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			s, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/show")
-			if err != nil {
-				errs <- err
-				return
-			}
-			subs[i] = s
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("subscribe: %v", err)
-	}
-	defer func() {
-		for _, s := range subs {
-			s.Close()
-		}
-	}()
+	subs := subscribeViewers(ctx, t, api, a.BaseURL()+"/whep/show", viewers)
 	time.Sleep(300 * time.Millisecond) // let every viewer be admitted
 
 	pub, err := rtctest.Publish(ctx, api, a.BaseURL()+"/whip/show", key, webrtc.MimeTypeH264)
