@@ -33,6 +33,14 @@ func loadHold(tx *bbolt.Tx, pid, hid string) (*Hold, error) {
 	return &h, nil
 }
 
+func putHold(tx *bbolt.Tx, h *Hold) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bHolds).Put(holdKey(h.ProductID, h.ID), b)
+}
+
 // undoHold removes a hold's contribution (held or sold) from the product,
 // the buyer counts and the deal, and deletes it.
 func undoHold(tx *bbolt.Tx, bp *boltProduct, h *Hold) error {
@@ -198,11 +206,7 @@ func reserveLocked(tx *bbolt.Tx, bp *boltProduct, r ReserveRequest) (Hold, error
 			}
 		}
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return Hold{}, nil, err
-	}
-	if err := tx.Bucket(bHolds).Put(holdKey(p.ID, h.ID), b); err != nil {
+	if err := putHold(tx, &h); err != nil {
 		return Hold{}, nil, err
 	}
 	if err := tx.Bucket(bHoldExp).Put(expKey(p.ID, h.ExpiresAt.UnixMilli(), h.ID), nil); err != nil {
@@ -250,11 +254,7 @@ func (s *BoltStore) Commit(ctx context.Context, productID, holdID string, now ti
 			return err
 		}
 		h.Committed = true
-		b, err := json.Marshal(h)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bHolds).Put(holdKey(productID, holdID), b); err != nil {
+		if err := putHold(tx, h); err != nil {
 			return err
 		}
 		out = *h

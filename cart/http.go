@@ -124,15 +124,12 @@ func (s *Service) handleGetProduct(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
+// patchBody is ProductUpdate as PATCH sends it: the stock of the only SKU
+// and of SKUs by id.
 type patchBody struct {
-	Title         *string  `json:"title"`
-	Description   *string  `json:"description"`
-	Images        []string `json:"images"`
-	Price         *Money   `json:"price"`
-	Stock         *int     `json:"stock"`
-	Active        *bool    `json:"active"`
-	PerBuyerLimit *int     `json:"per_buyer_limit"`
-	SKUs          []struct {
+	ProductUpdate
+	Stock *int `json:"stock"`
+	SKUs  []struct {
 		ID    string `json:"id"`
 		Stock int    `json:"stock"`
 	} `json:"skus"`
@@ -143,8 +140,7 @@ func (s *Service) handlePatchProduct(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, s.MaxBody, &b) {
 		return
 	}
-	u := ProductUpdate{Title: b.Title, Description: b.Description, Images: b.Images, Price: b.Price,
-		Active: b.Active, PerBuyerLimit: b.PerBuyerLimit}
+	u := b.ProductUpdate
 	if b.Stock != nil || len(b.SKUs) > 0 {
 		u.Stock = map[string]int{}
 	}

@@ -1,6 +1,13 @@
 package cart
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // RedisStore is the Store on Redis for several nodes. Every reserve, commit
 // and release is one Lua script over the keys of one product, which share
@@ -29,4 +36,28 @@ func NewRedisStore(c *redis.Client) *RedisStore {
 func (s *RedisStore) pkeys(pid string) []string {
 	b := s.prefix + "{" + pid + "}:"
 	return []string{b + "inv", b + "exp", b + "holds", b + "buyers", b + "deal", b + "dealbuyers", b + "def"}
+}
+
+// get reads a single key; ErrNotFound when it is missing.
+func (s *RedisStore) get(ctx context.Context, key, op string) ([]byte, error) {
+	raw, err := s.c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return raw, nil
+}
+
+// getJSON reads a single key holding the JSON of a what (cart, order) into v.
+func (s *RedisStore) getJSON(ctx context.Context, key, what string, v any) error {
+	raw, err := s.get(ctx, key, "get "+what)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
 }

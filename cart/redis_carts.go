@@ -5,11 +5,8 @@ package cart
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 func (s *RedisStore) cartKey(id string) string { return s.prefix + "cart:" + id }
@@ -26,15 +23,11 @@ func (s *RedisStore) PutCart(ctx context.Context, c Cart) error {
 }
 
 func (s *RedisStore) GetCart(ctx context.Context, id string) (Cart, error) {
-	raw, err := s.c.Get(ctx, s.cartKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Cart{}, ErrNotFound
-	}
-	if err != nil {
-		return Cart{}, fmt.Errorf("get cart: %w", err)
-	}
 	var c Cart
-	return c, json.Unmarshal(raw, &c)
+	if err := s.getJSON(ctx, s.cartKey(id), "cart", &c); err != nil {
+		return Cart{}, err
+	}
+	return c, nil
 }
 
 func (s *RedisStore) DeleteCart(ctx context.Context, id string) error {

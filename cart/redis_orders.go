@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,29 +53,19 @@ func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (Order, bool, err
 }
 
 func (s *RedisStore) GetOrder(ctx context.Context, id string) (Order, error) {
-	raw, err := s.c.Get(ctx, s.orderKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Order{}, ErrNotFound
-	}
-	if err != nil {
-		return Order{}, fmt.Errorf("get order: %w", err)
-	}
 	var o Order
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return Order{}, fmt.Errorf("decode order: %w", err)
+	if err := s.getJSON(ctx, s.orderKey(id), "order", &o); err != nil {
+		return Order{}, err
 	}
 	return o, nil
 }
 
 func (s *RedisStore) OrderByKey(ctx context.Context, key string) (Order, error) {
-	id, err := s.c.Get(ctx, s.idemKey(key)).Result()
-	if errors.Is(err, redis.Nil) {
-		return Order{}, ErrNotFound
-	}
+	id, err := s.get(ctx, s.idemKey(key), "order by key")
 	if err != nil {
-		return Order{}, fmt.Errorf("order by key: %w", err)
+		return Order{}, err
 	}
-	return s.GetOrder(ctx, id)
+	return s.GetOrder(ctx, string(id))
 }
 
 func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (Order, error) {
@@ -142,10 +131,17 @@ func (s *RedisStore) ListOrders(ctx context.Context, stream string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
+	// One pipelined round trip for all orders; ones gone or unreadable are left out.
+	pipe := s.c.Pipeline()
+	gets := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		gets[i] = pipe.Get(ctx, s.orderKey(id))
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
 	out := make([]Order, 0, len(ids))
-	for _, id := range ids {
-		o, err := s.GetOrder(ctx, id)
-		if err == nil {
+	for _, g := range gets {
+		var o Order
+		if raw, err := g.Bytes(); err == nil && json.Unmarshal(raw, &o) == nil {
 			out = append(out, o)
 		}
 	}
@@ -168,5 +164,5 @@ func (s *RedisStore) SeenEvent(ctx context.Context, id string) (bool, error) {
 
 func (s *RedisStore) MarkEvent(ctx context.Context, id string) error {
 	// Stripe retries for 3 days; keep ids a week.
-	return s.c.Set(ctx, s.prefix+"event:"+id, strings.TrimSpace(time.Now().UTC().Format(time.RFC3339)), 7*24*time.Hour).Err()
+	return s.c.Set(ctx, s.prefix+"event:"+id, time.Now().UTC().Format(time.RFC3339), 7*24*time.Hour).Err()
 }

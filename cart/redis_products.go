@@ -108,20 +108,36 @@ func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpda
 	return s.GetProduct(ctx, id)
 }
 
-func (s *RedisStore) GetProduct(ctx context.Context, id string) (Product, error) {
+// productReads are the queued reads of one product: definition, inv, deal.
+type productReads struct {
+	def       *redis.StringCmd
+	inv, deal *redis.MapStringStringCmd
+}
+
+func (s *RedisStore) readProduct(ctx context.Context, pipe redis.Pipeliner, id string) productReads {
 	k := s.pkeys(id)
-	pipe := s.c.Pipeline()
-	def := pipe.Get(ctx, k[6])
-	inv := pipe.HGetAll(ctx, k[0])
-	deal := pipe.HGetAll(ctx, k[4])
-	_, err := pipe.Exec(ctx)
-	if errors.Is(def.Err(), redis.Nil) {
+	return productReads{def: pipe.Get(ctx, k[6]), inv: pipe.HGetAll(ctx, k[0]), deal: pipe.HGetAll(ctx, k[4])}
+}
+
+// product builds the product once the pipeline ran; ErrNotFound when it has
+// no definition.
+func (r productReads) product() (Product, error) {
+	if errors.Is(r.def.Err(), redis.Nil) {
 		return Product{}, ErrNotFound
 	}
-	if err != nil {
-		return Product{}, fmt.Errorf("get product: %w", err)
+	for _, c := range []redis.Cmder{r.def, r.inv, r.deal} {
+		if err := c.Err(); err != nil {
+			return Product{}, fmt.Errorf("get product: %w", err)
+		}
 	}
-	return buildProduct(def.Val(), inv.Val(), deal.Val())
+	return buildProduct(r.def.Val(), r.inv.Val(), r.deal.Val())
+}
+
+func (s *RedisStore) GetProduct(ctx context.Context, id string) (Product, error) {
+	pipe := s.c.Pipeline()
+	r := s.readProduct(ctx, pipe, id)
+	_, _ = pipe.Exec(ctx) // errors are per command
+	return r.product()
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
@@ -153,9 +169,16 @@ func (s *RedisStore) ListProducts(ctx context.Context) ([]Product, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
+	// One pipelined round trip for the whole catalog.
+	pipe := s.c.Pipeline()
+	reads := make([]productReads, len(ids))
+	for i, id := range ids {
+		reads[i] = s.readProduct(ctx, pipe, id)
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
 	out := make([]Product, 0, len(ids))
-	for _, id := range ids {
-		p, err := s.GetProduct(ctx, id)
+	for _, r := range reads {
+		p, err := r.product()
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}

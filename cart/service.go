@@ -41,13 +41,16 @@ type Service struct {
 	// Now is the clock (default time.Now); tests may set it.
 	Now func() time.Time
 
-	log       *slog.Logger
-	m         *metrics
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	dirtyMu   sync.Mutex
-	dirty     map[string]struct{}
+	log     *slog.Logger
+	m       *metrics
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	dirtyMu sync.Mutex
+	dirty   map[string]struct{}
+	// dealEnds: deals set on this node, by product, until they end; the
+	// sweeper tells viewers when one ends (what can be bought changes).
+	dealEnds  map[string]time.Time
 	dirtySig  chan struct{}
 	orderEvts chan Order
 	cartLocks [64]sync.Mutex
@@ -119,6 +122,7 @@ func (s *Service) Initialize() error {
 	}
 	s.m = m
 	s.dirty = map[string]struct{}{}
+	s.dealEnds = map[string]time.Time{}
 	s.dirtySig = make(chan struct{}, 1)
 	s.orderEvts = make(chan Order, 1024)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -163,6 +167,9 @@ func (s *Service) SweepOnce(ctx context.Context) {
 	}
 	s.m.holdsActive.Set(float64(active))
 	for _, p := range changed {
+		s.stockChanged(p)
+	}
+	for _, p := range s.endedDeals(now) {
 		s.stockChanged(p)
 	}
 	ids, err := s.Store.ExpiredOrders(ctx, now, 500)

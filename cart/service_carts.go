@@ -92,8 +92,7 @@ func (s *Service) SetCartItem(ctx context.Context, cartID, productID, sku string
 		if err != nil {
 			return Cart{}, err
 		}
-		it := CartItem{ProductID: productID, SKU: k.ID, Quantity: h.Quantity, UnitPrice: h.UnitPrice,
-			Deal: h.DealID != "", HoldID: h.ID, ExpiresAt: h.ExpiresAt}
+		it := CartItem{OrderItem: h.item(), ExpiresAt: h.ExpiresAt}
 		if idx >= 0 {
 			c.Items[idx] = it
 		} else {

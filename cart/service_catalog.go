@@ -129,8 +129,9 @@ func (s *Service) Available(ctx context.Context, productID string) (int, error) 
 	}
 	// During a capped flash deal what a viewer can buy now is what is left
 	// of the deal: "sold out" must reach every screen when the cap is hit.
-	if d := p.Deal; d != nil && d.Active(s.Now()) && d.Quantity > 0 {
-		return min(p.Available, max(0, d.Quantity-d.Used)), nil
+	// (The store returns only an active deal, with Remaining when capped.)
+	if d := p.Deal; d != nil && d.Remaining != nil {
+		return min(p.Available, *d.Remaining), nil
 	}
 	return p.Available, nil
 }

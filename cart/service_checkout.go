@@ -134,8 +134,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 			o.HoldExpiresAt = h.ExpiresAt
 		}
 		o.Total.Amount += h.UnitPrice.Amount * int64(h.Quantity)
-		o.Items = append(o.Items, OrderItem{ProductID: h.ProductID, SKU: h.SKU, Quantity: h.Quantity,
-			UnitPrice: h.UnitPrice, Deal: h.DealID != "", HoldID: h.ID})
+		o.Items = append(o.Items, h.item())
 	}
 	pay, paid, err := s.Payments.Authorize(ctx, &o)
 	if err != nil {

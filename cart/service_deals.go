@@ -23,10 +23,26 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 		return err
 	}
 	s.stockChanged(productID)
-	// When the deal ends, what can be bought changes again (the cap no
-	// longer applies): tell viewers then too.
-	time.AfterFunc(d.EndsAt.Sub(s.Now())+50*time.Millisecond, func() { s.stockChanged(productID) })
+	s.dirtyMu.Lock()
+	s.dealEnds[productID] = d.EndsAt
+	s.dirtyMu.Unlock()
 	return nil
+}
+
+// endedDeals returns (and forgets) the products whose deal set here ended
+// by now: when a deal ends what can be bought changes again (its cap no
+// longer applies), so the sweeper tells viewers.
+func (s *Service) endedDeals(now time.Time) []string {
+	s.dirtyMu.Lock()
+	defer s.dirtyMu.Unlock()
+	var out []string
+	for p, end := range s.dealEnds {
+		if !now.Before(end) {
+			out = append(out, p)
+			delete(s.dealEnds, p)
+		}
+	}
+	return out
 }
 
 // ClearDeal ends a product's deal.
@@ -34,6 +50,9 @@ func (s *Service) ClearDeal(ctx context.Context, productID string) error {
 	if err := s.Store.ClearDeal(ctx, productID); err != nil {
 		return err
 	}
+	s.dirtyMu.Lock()
+	delete(s.dealEnds, productID)
+	s.dirtyMu.Unlock()
 	s.stockChanged(productID)
 	return nil
 }

@@ -21,13 +21,13 @@ func (s *Service) commitOrder(ctx context.Context, o Order, capture bool) (Order
 			return s.endOrder(ctx, o.ID, StatusExpired)
 		}
 	}
-	if o.Status == StatusPending && capture {
-		var err error
-		if o, err = s.transition(ctx, o.ID, StatusAuthorized); err != nil {
-			return o, err
-		}
-	}
 	if capture {
+		if o.Status == StatusPending {
+			var err error
+			if o, err = s.transition(ctx, o.ID, StatusAuthorized); err != nil {
+				return o, err
+			}
+		}
 		if err := s.Payments.Capture(ctx, &o); err != nil {
 			return o, err
 		}

@@ -395,7 +395,7 @@ func TestStoreConformance(t *testing.T) {
 			}
 		})
 		t.Run("carts_events", func(t *testing.T) {
-			c := Cart{ID: randomID(), Buyer: "b", Items: []CartItem{{ProductID: "p", Quantity: 2, HoldID: "h"}}}
+			c := Cart{ID: randomID(), Buyer: "b", Items: []CartItem{{OrderItem: OrderItem{ProductID: "p", Quantity: 2, HoldID: "h"}}}}
 			if err := s.PutCart(ctx, c); err != nil {
 				t.Fatal(err)
 			}

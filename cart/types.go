@@ -104,7 +104,8 @@ func (p *Product) fillTotals(now time.Time) {
 }
 
 // ProductUpdate is a partial update (PATCH). Nil fields stay as they are.
-// Stock sets the stock of SKUs by id; "" means the only SKU.
+// Stock sets the stock of SKUs by id; "" means the only SKU (on the wire
+// it is "stock" and "skus", see patchBody).
 type ProductUpdate struct {
 	Title         *string        `json:"title,omitempty"`
 	Description   *string        `json:"description,omitempty"`
@@ -112,7 +113,7 @@ type ProductUpdate struct {
 	Price         *Money         `json:"price,omitempty"`
 	Active        *bool          `json:"active,omitempty"`
 	PerBuyerLimit *int           `json:"per_buyer_limit,omitempty"`
-	Stock         map[string]int `json:"stock,omitempty"`
+	Stock         map[string]int `json:"-"`
 }
 
 // ReserveRequest asks the Store to place (or re-set) a hold. Reserving an
@@ -139,6 +140,12 @@ type Hold struct {
 	Committed bool      `json:"committed"`
 	DealID    string    `json:"deal_id,omitempty"`
 	UnitPrice Money     `json:"unit_price"`
+}
+
+// item is the order (or cart) line that the hold stands for.
+func (h Hold) item() OrderItem {
+	return OrderItem{ProductID: h.ProductID, SKU: h.SKU, Quantity: h.Quantity, UnitPrice: h.UnitPrice,
+		Deal: h.DealID != "", HoldID: h.ID}
 }
 
 // OrderStatus is the state of an order. Transitions only go forward.
@@ -226,14 +233,9 @@ type Cart struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// CartItem is one line of a cart.
+// CartItem is one line of a cart: an order line whose hold lasts until ExpiresAt.
 type CartItem struct {
-	ProductID string    `json:"product_id"`
-	SKU       string    `json:"sku"`
-	Quantity  int       `json:"quantity"`
-	UnitPrice Money     `json:"unit_price"`
-	Deal      bool      `json:"deal"`
-	HoldID    string    `json:"hold_id"`
+	OrderItem
 	ExpiresAt time.Time `json:"hold_expires_at"`
 }
 
