@@ -176,13 +176,11 @@ func (b *MemoryBus) Publish(ctx context.Context, stream string, p Publication) (
 		return Event{}, err
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.dead { // dropped by the last unsubscribe meanwhile
 		st.mu.Unlock()
-		ev, err := b.Publish(ctx, stream, p)
-		st.mu.Lock()
-		return ev, err
+		return b.Publish(ctx, stream, p)
 	}
+	defer st.mu.Unlock()
 	if st.epoch == "" {
 		st.epoch = newID()
 	}

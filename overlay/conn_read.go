@@ -6,14 +6,10 @@ package overlay
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
-
-// epochMarker in reply members is replaced by the connection's epoch.
-const epochMarker = "\x00epoch"
 
 type clientMsg struct {
 	Type string          `json:"type"`
@@ -49,18 +45,18 @@ func (c *conn) readLoop() {
 		var m clientMsg
 		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 			bad++
-			c.reply("error", `"error":"bad_message","message":"send a JSON object with a type"`)
+			c.reply("error", `"error":"bad_message","message":"send a JSON object with a type"`, false)
 		} else if m.Type == "ping" {
 			var t float64
 			if json.Unmarshal(m.T, &t) != nil {
 				bad++
-				c.reply("error", `"error":"bad_ping","message":"ping needs a numeric t (client ms)"`)
+				c.reply("error", `"error":"bad_ping","message":"ping needs a numeric t (client ms)"`, false)
 			} else {
-				c.reply("pong", `"t":`+strconv.FormatFloat(t, 'f', -1, 64)+`,"server_time":`+strconv.FormatInt(time.Now().UnixMilli(), 10)+`,"epoch":`+epochMarker)
+				c.reply("pong", `"t":`+strconv.FormatFloat(t, 'f', -1, 64)+`,"server_time":`+strconv.FormatInt(time.Now().UnixMilli(), 10), true)
 			}
 		} else {
 			bad++
-			c.reply("error", `"error":"unknown_type","message":"the server accepts only ping"`)
+			c.reply("error", `"error":"unknown_type","message":"the server accepts only ping"`, false)
 		}
 		if bad > maxBadMessages {
 			c.close(websocket.ClosePolicyViolation, "too many bad messages")
@@ -70,23 +66,23 @@ func (c *conn) readLoop() {
 }
 
 // reply queues a message for this connection only, after what is queued;
-// its seq is the last seq queued on the connection.
-func (c *conn) reply(typ, members string) {
+// its seq is the last seq queued on the connection and, withEpoch, its
+// epoch is the last member (both read under r.mu, like the queue order).
+func (c *conn) reply(typ, members string, withEpoch bool) {
 	r := c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := make([]byte, 0, len(members)+48)
+	b := make([]byte, 0, len(members)+len(c.epoch)+64)
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, c.sentSeq, 10)
 	b = append(b, ',')
-	if i := strings.Index(members, epochMarker); i >= 0 {
-		b = append(b, members[:i]...)
-		b = strconv.AppendQuote(b, c.epoch)
-		members = members[i+len(epochMarker):]
-	}
 	b = append(b, members...)
+	if withEpoch {
+		b = append(b, `,"epoch":`...)
+		b = strconv.AppendQuote(b, c.epoch)
+	}
 	b = append(b, '}')
 	c.enqueue(qentry{raw: b, size: len(b), at: time.Now()})
 }

@@ -365,18 +365,19 @@ func (s *Server) publishStock(productID string) {
 		s.log.Warn("overlay: list streams", "err", err)
 		return
 	}
+	// The same members on every stream but server_time.
 	pid, _ := json.Marshal(productID)
+	members := make([]byte, 0, len(pid)+40)
+	members = append(members, `"product_id":`...)
+	members = append(members, pid...)
+	members = append(members, `,"available":`...)
+	members = strconv.AppendInt(members, int64(n), 10)
+	members = append(members, ',')
+	key := "stock:" + productID
+	change := Change{Kind: SetStock, ProductID: productID, Available: n}
 	for _, stream := range streams {
-		now := time.Now().UnixMilli()
-		b := make([]byte, 0, len(pid)+64)
-		b = append(b, `"product_id":`...)
-		b = append(b, pid...)
-		b = append(b, `,"available":`...)
-		b = strconv.AppendInt(b, int64(n), 10)
-		b = append(b, ',')
-		b = appendServerTime(b, now)
-		if _, err := s.publish(ctx, stream, Publication{Type: "stock", Key: "stock:" + productID, Rest: b,
-			Change: Change{Kind: SetStock, ProductID: productID, Available: n}}); err != nil {
+		b := appendServerTime(append(make([]byte, 0, len(members)+32), members...), time.Now().UnixMilli())
+		if _, err := s.publish(ctx, stream, Publication{Type: "stock", Key: key, Rest: b, Change: change}); err != nil {
 			s.log.Warn("overlay: publish stock", "stream", stream, "product", productID, "err", err)
 		}
 	}

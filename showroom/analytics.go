@@ -3,6 +3,7 @@ package showroom
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -71,13 +72,7 @@ func (s *Server) handleAnalytics(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotImplemented, "unavailable", "analytics need an order store")
 		return
 	}
-	ok, err := s.Streams.StreamExists(r.Context(), stream)
-	if err != nil {
-		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
-		return
-	}
-	if !ok {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream)
+	if !s.requireStream(w, r, stream, "stream") {
 		return
 	}
 	limit := maxAnalyticsOrders
@@ -113,7 +108,7 @@ func Summarize(stream string, orders []cart.Order) Analytics {
 			order = append(order, o.Card)
 		}
 		for _, it := range o.Items {
-			if !contains(cs.Products, it.ProductID) {
+			if !slices.Contains(cs.Products, it.ProductID) {
 				cs.Products = append(cs.Products, it.ProductID)
 			}
 		}
@@ -162,13 +157,4 @@ func addMoney(list []cart.Money, m cart.Money) []cart.Money {
 		}
 	}
 	return append(list, m)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -19,13 +19,7 @@ func (s *Server) registerQR(mux *http.ServeMux) {
 
 func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("showroom")
-	ok, err := s.Streams.StreamExists(r.Context(), id)
-	if err != nil {
-		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the showroom")
-		return
-	}
-	if !ok {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_showroom", "no showroom "+id)
+	if !s.requireStream(w, r, id, "showroom") {
 		return
 	}
 	size := 512

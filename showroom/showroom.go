@@ -6,12 +6,12 @@
 package showroom
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -130,18 +130,28 @@ type pushResponse struct {
 
 const maxCardBody = 8 << 10
 
+// requireStream checks that stream id exists; otherwise it writes the error
+// (404 "unknown_<kind>", or 500) and returns false. kind names the stream to
+// the caller: "stream" on the staff API, "showroom" on visitor routes.
+func (s *Server) requireStream(w http.ResponseWriter, r *http.Request, id, kind string) bool {
+	ok, err := s.Streams.StreamExists(r.Context(), id)
+	if err != nil {
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the "+kind)
+		return false
+	}
+	if !ok {
+		httpx.WriteError(w, http.StatusNotFound, "unknown_"+kind, "no "+kind+" "+id)
+		return false
+	}
+	return true
+}
+
 func (s *Server) handleCard(w http.ResponseWriter, r *http.Request) {
 	if !httpx.RequireStaff(w, r, s.StaffToken) {
 		return
 	}
 	stream := r.PathValue("id")
-	ok, err := s.Streams.StreamExists(r.Context(), stream)
-	if err != nil {
-		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
-		return
-	}
-	if !ok {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream)
+	if !s.requireStream(w, r, stream, "stream") {
 		return
 	}
 	var req CardRequest
@@ -150,7 +160,8 @@ func (s *Server) handleCard(w http.ResponseWriter, r *http.Request) {
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if idem != "" {
-		if prev, ok := s.seen(stream + "\x00" + idem); ok {
+		idem = stream + "\x00" + idem // keys are per stream
+		if prev, ok := s.seen(idem); ok {
 			w.Header().Set("Idempotent-Replayed", "true")
 			httpx.WriteJSON(w, http.StatusOK, prev)
 			return
@@ -162,7 +173,7 @@ func (s *Server) handleCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if idem != "" {
-		s.remember(stream+"\x00"+idem, resp)
+		s.remember(idem, resp)
 	}
 	httpx.WriteJSON(w, http.StatusCreated, resp)
 }
@@ -184,7 +195,8 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 	if req.ProductID == "" {
 		return pushResponse{}, http.StatusBadRequest, "invalid", "product_id is required to show a card"
 	}
-	if _, err := s.Catalog.GetProduct(ctx, req.ProductID); errors.Is(err, cart.ErrNotFound) {
+	p, err := s.Catalog.GetProduct(ctx, req.ProductID)
+	if errors.Is(err, cart.ErrNotFound) {
 		return pushResponse{}, http.StatusNotFound, "unknown_product", "no product " + req.ProductID
 	} else if err != nil {
 		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
@@ -193,10 +205,10 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 		if status, code, msg := s.applyDeal(ctx, req.ProductID, req.Deal); status != 0 {
 			return pushResponse{}, status, code, msg
 		}
-	}
-	p, err := s.Catalog.GetProduct(ctx, req.ProductID)
-	if err != nil {
-		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
+		// Read it again: the card carries the deal the cart now holds.
+		if p, err = s.Catalog.GetProduct(ctx, req.ProductID); err != nil {
+			return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
+		}
 	}
 	card := cardOf(p, s.Now())
 	b, _ := json.Marshal(card)
@@ -209,14 +221,14 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 }
 
 func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMessage) (int, string, string) {
-	if strings.TrimSpace(string(raw)) == "null" {
+	if string(bytes.TrimSpace(raw)) == "null" {
 		if err := s.Catalog.ClearDeal(ctx, productID); err != nil && !errors.Is(err, cart.ErrNotFound) {
 			return http.StatusInternalServerError, "internal", "could not end the deal"
 		}
 		return 0, "", ""
 	}
 	var d DealRequest
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
 		return http.StatusBadRequest, "invalid", "deal: " + err.Error()

@@ -16,35 +16,37 @@ var files embed.FS
 func Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(files, "static")
 	fileServer := http.StripPrefix("/static/", http.FileServer(http.FS(static)))
-	mux.Handle("GET /static/", noCacheJS(fileServer))
-	page := Page
+	mux.Handle("GET /static/", noCache(fileServer))
 	mux.HandleFunc("GET /watch/{stream}", page("watch.html"))
 	mux.HandleFunc("GET /publish/{stream}", page("publish.html"))
 	mux.HandleFunc("GET /console/{stream}", page("console.html"))
 	mux.HandleFunc("GET /visit/{showroom}", page("visit.html"))
 	mux.HandleFunc("GET /{$}", page("index.html"))
-	mux.HandleFunc("GET /embed.js", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := files.ReadFile("static/embed.js")
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		_, _ = w.Write(b)
-	})
+	mux.HandleFunc("GET /embed.js", file("static/embed.js", "text/javascript; charset=utf-8", ""))
 }
 
-// Page serves one embedded page (for packages that mount their own routes).
-func Page(name string) http.HandlerFunc {
+// page serves one embedded page.
+func page(name string) http.HandlerFunc {
+	return file("pages/"+name, "text/html; charset=utf-8", "no-cache")
+}
+
+// file serves one embedded file, read once (embed.FS.ReadFile copies on
+// every call); a missing file is a 404. cacheControl "" sets no header.
+func file(name, contentType, cacheControl string) http.HandlerFunc {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return http.NotFound
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		b, err := files.ReadFile("pages/" + name)
-		if err != nil {
-			http.NotFound(w, r)
-			return
+		w.Header().Set("Content-Type", contentType)
+		if cacheControl != "" {
+			w.Header().Set("Cache-Control", cacheControl)
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(b)
 	}
 }
 
-func noCacheJS(h http.Handler) http.Handler {
+func noCache(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		h.ServeHTTP(w, r)

@@ -29,9 +29,8 @@ export function createCardView(root, player = {}) {
 
   const now = () => (player.serverNow ? player.serverNow() : Date.now());
   const available = (c) => {
-    let n = stockOf[c.product_id] ?? c.available;
-    if (typeof n !== 'number') n = 0;
-    return n;
+    const n = stockOf[c.product_id] ?? c.available;
+    return typeof n === 'number' ? n : 0;
   };
   const dealActive = (c) => !!(c && c.deal && c.deal.ends_at_ms > now());
 
@@ -136,7 +135,7 @@ export function createCardView(root, player = {}) {
       },
       onClose: () => { sheet = null; },
     });
-    if (player) player.sheet = sheet;
+    player.sheet = sheet;
   });
 
   return {
@@ -153,7 +152,10 @@ export function createCardView(root, player = {}) {
       if (!card && sheet && (sheet.state === 'form' || sheet.state === 'error')) sheet.close();
       render();
     },
-    stock(pid, n) { stockOf[pid] = n; render(); },
+    stock(pid, n) {
+      stockOf[pid] = n;
+      if (current && current.product_id === pid) render(); // other products: kept for when shown
+    },
     setStock(map) { Object.assign(stockOf, map || {}); render(); },
   };
 }

@@ -352,8 +352,9 @@ async function loadOrders() {
   if (!r.ok) return;
   const list = (r.data.orders || []).slice().reverse(); // oldest first, so the newest ends on top
   for (const o of list) {
-    orderEvent({ ref: (o.order_id || '').slice(0, 8), status: o.status, items: o.items, total: o.total, card: o.card, source: o.source, at: Date.parse(o.updated_at || o.created_at) }, false);
+    recordOrder({ ref: (o.order_id || '').slice(0, 8), status: o.status, items: o.items, total: o.total, card: o.card, source: o.source, at: Date.parse(o.updated_at || o.created_at) }, false);
   }
+  if (list.length) renderAfterOrders(); // once for the whole list
 }
 
 function skuTitle(pid, sku) {
@@ -364,6 +365,18 @@ function skuTitle(pid, sku) {
 function productTitle(id) { const p = S.products.get(id); return p ? p.title : id; }
 
 function orderEvent(o, fresh) {
+  recordOrder(o, fresh);
+  renderAfterOrders();
+}
+
+function renderAfterOrders() {
+  renderStats();
+  if (S.pinned) renderOnAir(); else renderGrid();
+}
+
+// recordOrder keeps o (new or updated) and its feed line; the totals, the
+// grid and the on-air box are redrawn by the caller.
+function recordOrder(o, fresh) {
   const prev = S.orders.get(o.ref);
   S.orders.set(o.ref, o);
   const wasPaid = prev && prev.status === 'paid';
@@ -371,7 +384,6 @@ function orderEvent(o, fresh) {
   if (isPaid !== wasPaid) {
     for (const it of o.items || []) S.soldOf[it.product_id] = (S.soldOf[it.product_id] || 0) + (isPaid ? it.quantity : -it.quantity);
   }
-  renderStats();
   const items = (o.items || []).map((it) => `${productTitle(it.product_id)}${it.sku && it.sku !== 'default' ? ` (${skuTitle(it.product_id, it.sku)})` : ''} ×${it.quantity}`).join(', ');
   let li = document.querySelector(`.feed li[data-ref="${CSS.escape(o.ref)}"]`);
   if (!li) {
@@ -384,7 +396,6 @@ function orderEvent(o, fresh) {
   li.querySelector('.feed-line').textContent = items || 'Order';
   li.querySelector('.feed-sub').textContent = `${o.status} · ${o.source === 'showroom' ? 'in the showroom' : o.source === 'player' ? 'in the player' : o.source || 'api'} · #${o.ref} · ${timeOf(o.at)}`;
   li.querySelector('.feed-amt').textContent = fmtMoney(o.total);
-  if (S.pinned) renderOnAir(); else renderGrid();
 }
 
 function stockChanged(id, n) {

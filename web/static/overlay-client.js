@@ -188,7 +188,7 @@ export function rtpReached(frameTs, cardTs) {
 }
 
 export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitMs = 3000 } = {}) {
-  const queue = []; // {event, arrived} in seq order
+  const queue = []; // {event, arrived, ts} in seq order; ts: the card's rtp_ts or null
   const reveals = [];
   let playoutDelay = null; // ms, smoothed expectedDisplayTime - receiveTime
   let frameRequested = false;
@@ -217,9 +217,8 @@ export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitM
     const shownAt = metadata && typeof metadata.expectedDisplayTime === 'number' ? metadata.expectedDisplayTime : now;
     while (queue.length) {
       const head = queue[0];
-      const ts = head.event.media && typeof head.event.media.rtp_ts === 'number' ? head.event.media.rtp_ts : null;
       let due;
-      if (ts !== null && frameTs !== null) due = rtpReached(frameTs, ts >>> 0);
+      if (head.ts !== null && frameTs !== null) due = rtpReached(frameTs, head.ts);
       else due = shownAt >= head.arrived + delay();
       if (!due) break;
       queue.shift();
@@ -245,8 +244,11 @@ export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitM
   return {
     push(event) {
       if (closed || !event || event.type !== 'card') return;
-      const item = { event, arrived: performance.now() };
+      const item = { event, arrived: performance.now(), ts: null };
       if (!video) { reveal(item, null); return; } // visitors: at once
+      // Read the stamp once here, not on every frame while the card waits.
+      const media = event.media;
+      if (media && typeof media.rtp_ts === 'number') item.ts = media.rtp_ts >>> 0;
       let i = queue.length;
       while (i > 0 && queue[i - 1].event.seq > event.seq) i--;
       queue.splice(i, 0, item);

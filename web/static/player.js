@@ -11,7 +11,7 @@ const video = document.getElementById('video');
 const badge = document.getElementById('state');
 const unmute = document.getElementById('unmute');
 
-const player = { streamId, video, pc: null, state: 'connecting', listeners: [] };
+const player = { streamId, video, pc: null, state: 'connecting', listeners: [], eventListeners: [] };
 window.streamdPlayer = player;
 
 const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream' };
@@ -86,7 +86,6 @@ player.overlay = connectOverlay(streamId, {
   onStock: (m) => cardView.stock(m.product_id, m.available),
   onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },
 });
-player.eventListeners = [];
 player.serverNow = () => player.overlay.serverNow();
 
 watchFrames();
