@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	buildBin  string
 	buildErr  error
 )
@@ -38,29 +38,19 @@ func streamdBin(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildBin = filepath.Join(dir, "streamd")
-		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/streamd")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			buildBin = string(out)
-		}
+		buildDir = dir
+		buildBin, buildErr = buildStreamd(dir)
 	})
 	if buildErr != nil {
-		t.Fatalf("go build ./cmd/streamd: %v: %s", buildErr, buildBin)
+		t.Fatal(buildErr)
 	}
 	return buildBin
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildBin != "" && buildErr == nil {
-		_ = os.RemoveAll(filepath.Dir(buildBin))
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }
@@ -113,6 +103,20 @@ func want(t *testing.T, r Row, col string, ok func(float64) bool, what string) {
 	}
 }
 
+// wantFanout checks what every fanout step must show: no frame lost or
+// connection failed, at least perSub frames per subscriber, sane delays and
+// join times, and the server's /metrics read.
+func wantFanout(t *testing.T, r Row, perSub float64, what string) {
+	t.Helper()
+	want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
+	want(t, r, "failed", zero, "0")
+	want(t, r, "frames", func(v float64) bool { return v >= r.Get("N")*perSub }, what)
+	want(t, r, "delay_p50_ms", positive, "> 0")
+	want(t, r, "delay_max_ms", func(v float64) bool { return v < 2000 }, "< 2 s")
+	want(t, r, "join_p50_ms", positive, "> 0")
+	want(t, r, "in_pkt_s", positive, "> 0 (from /metrics)")
+}
+
 func zero(v float64) bool     { return v == 0 }
 func positive(v float64) bool { return v > 0 }
 
@@ -127,13 +131,7 @@ func TestFanoutSmoke(t *testing.T) {
 		t.Fatalf("%d rows, want one per step", len(rows))
 	}
 	for _, r := range rows {
-		want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
-		want(t, r, "failed", zero, "0")
-		want(t, r, "frames", func(v float64) bool { return v >= r.Get("N")*30 }, "≥ 30 per subscriber in 2 s")
-		want(t, r, "delay_p50_ms", positive, "> 0")
-		want(t, r, "delay_max_ms", func(v float64) bool { return v < 2000 }, "< 2 s")
-		want(t, r, "join_p50_ms", positive, "> 0")
-		want(t, r, "in_pkt_s", positive, "> 0 (from /metrics)")
+		wantFanout(t, r, 30, "≥ 30 per subscriber in 2 s")
 		want(t, r, "server_rss_MB", positive, "> 0 (from /proc)")
 		if got := r.Str("joined"); got != "2/2" && got != "1/1" {
 			t.Errorf("joined %s: every new subscriber must get a keyframe", got)
@@ -158,14 +156,8 @@ func TestFanoutRTSPSmoke(t *testing.T) {
 	if got := r.Str("pub_state"); got != "recording" {
 		t.Errorf("publisher %s, want recording", got)
 	}
-	want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
-	want(t, r, "failed", zero, "0")
+	wantFanout(t, r, 60, "≥ 60 per subscriber in 3 s")
 	want(t, r, "pub_write_errs", zero, "0")
-	want(t, r, "frames", func(v float64) bool { return v >= r.Get("N")*60 }, "≥ 60 per subscriber in 3 s")
-	want(t, r, "delay_p50_ms", positive, "> 0")
-	want(t, r, "delay_max_ms", func(v float64) bool { return v < 2000 }, "< 2 s")
-	want(t, r, "join_p50_ms", positive, "> 0")
-	want(t, r, "in_pkt_s", positive, "> 0 (from /metrics)")
 	if got := r.Str("joined"); got != "2/2" {
 		t.Errorf("joined %s: every subscriber must get a keyframe", got)
 	}

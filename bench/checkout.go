@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -156,15 +154,11 @@ func runCheckout(ctx context.Context, e *Env) ([]Row, error) {
 
 // flushRedis empties the DB of a redis:// URL (the bench's own DB).
 func flushRedis(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
 	opt, err := redis.ParseURL(raw)
 	if err != nil {
 		return err
 	}
-	if strings.Trim(u.Path, "/") == "" || opt.DB == 0 {
+	if opt.DB == 0 { // also when the URL has no DB
 		return fmt.Errorf("%s: give the DB explicitly (e.g. /12); the bench flushes it", raw)
 	}
 	c := redis.NewClient(opt)

@@ -83,23 +83,29 @@ func (e *Env) streamdBinary() (string, error) {
 	if e.bin != "" {
 		return e.bin, nil
 	}
+	dir, err := e.tmpDir()
+	if err != nil {
+		return "", err
+	}
+	e.Progress.Set("building streamd")
+	if e.bin, err = buildStreamd(dir); err != nil {
+		return "", err
+	}
+	return e.bin, nil
+}
+
+// buildStreamd builds this module's ./cmd/streamd into dir.
+func buildStreamd(dir string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	if e.tmp == "" {
-		if e.tmp, err = os.MkdirTemp("", "streamd-bench-"); err != nil {
-			return "", err
-		}
-	}
-	bin := filepath.Join(e.tmp, "streamd")
-	e.Progress.Set("building streamd")
+	bin := filepath.Join(dir, "streamd")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/streamd")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/streamd: %v: %s", err, out)
 	}
-	e.bin = bin
 	return bin, nil
 }
 
@@ -138,7 +144,11 @@ func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*S
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.MkdirTemp(e.tmpDir(), "data-"+name+"-")
+	tmp, err := e.tmpDir()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.MkdirTemp(tmp, "data-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -187,20 +197,24 @@ func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*S
 	}
 }
 
-func (e *Env) tmpDir() string {
+// tmpDir is the bench's temp folder (the binary, data dirs), made once.
+func (e *Env) tmpDir() (string, error) {
 	if e.tmp == "" {
-		e.tmp, _ = os.MkdirTemp("", "streamd-bench-")
+		var err error
+		if e.tmp, err = os.MkdirTemp("", "streamd-bench-"); err != nil {
+			return "", err
+		}
 	}
-	return e.tmp
+	return e.tmp, nil
 }
 
-// target is the streamd the overlay and checkout scenarios use: -base, or
-// one the bench starts.
-func (e *Env) target(ctx context.Context, name string, extra ...string) (*Server, error) {
-	if e.Opts.Base != "" && len(extra) == 0 {
+// target is the streamd the overlay, checkout and glass scenarios use:
+// -base, or one the bench starts.
+func (e *Env) target(ctx context.Context, name string) (*Server, error) {
+	if e.Opts.Base != "" {
 		return &Server{Base: strings.TrimRight(e.Opts.Base, "/"), Staff: e.Opts.Staff, PID: e.Opts.PID}, nil
 	}
-	return e.StartServer(ctx, name, extra...)
+	return e.StartServer(ctx, name)
 }
 
 func freePort(network string) (int, error) {
@@ -222,10 +236,7 @@ func freePort(network string) (int, error) {
 
 // API does a JSON request against the server; out may be nil.
 func (s *Server) API(ctx context.Context, method, path string, body, out any) (int, error) {
-	return apiCall(ctx, http.DefaultClient, method, s.Base+path, s.Staff, body, out)
-}
-
-func apiCall(ctx context.Context, c *http.Client, method, url, token string, body, out any) (int, error) {
+	url := s.Base + path
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -241,10 +252,10 @@ func apiCall(ctx context.Context, c *http.Client, method, url, token string, bod
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if s.Staff != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Staff)
 	}
-	res, err := c.Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -274,9 +285,22 @@ func (s *Server) CreateStream(ctx context.Context, id string) (string, error) {
 
 // CreateProduct makes a product with the given stock.
 func (s *Server) CreateProduct(ctx context.Context, id string, stock int) error {
-	_, err := s.API(ctx, "POST", "/api/products", map[string]any{"id": id, "title": "Bench " + id,
-		"price": map[string]any{"amount": 4900, "currency": "eur"}, "stock": stock}, nil)
+	_, err := s.createProduct(ctx, id, stock)
 	return err
+}
+
+// EnsureProduct is CreateProduct where an existing product (409, e.g. on a
+// -base server from an earlier run) is fine.
+func (s *Server) EnsureProduct(ctx context.Context, id string, stock int) error {
+	if code, err := s.createProduct(ctx, id, stock); code != http.StatusConflict {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) createProduct(ctx context.Context, id string, stock int) (int, error) {
+	return s.API(ctx, "POST", "/api/products", map[string]any{"id": id, "title": "Bench " + id,
+		"price": map[string]any{"amount": 4900, "currency": "eur"}, "stock": stock}, nil)
 }
 
 // ── process figures (/proc) ──

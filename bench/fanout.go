@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +103,8 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	subAPI := api
 	if !o.SubNACK {
-		if subAPI, err = noNackAPI(); err != nil {
+		// RTCP reports but no NACK generator: viewers never ask for retransmissions.
+		if subAPI, err = rtctest.NewAPIOptions(false); err != nil {
 			return nil, err
 		}
 	}
@@ -180,29 +182,14 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		}
 		// Wait for every newcomer's first keyframe (GOP is 1 s).
 		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			all := true
-			for _, s := range subs[first:] {
-				s.mu.Lock()
-				j := s.joinNs
-				s.mu.Unlock()
-				if j == 0 {
-					all = false
-					break
-				}
-			}
-			if all {
-				break
-			}
+		for time.Now().Before(deadline) && slices.ContainsFunc(subs[first:], func(s *fanoutSub) bool { return s.joinTime() == 0 }) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		var joins []float64
 		for _, s := range subs[first:] {
-			s.mu.Lock()
-			if s.joinNs > 0 {
-				joins = append(joins, float64(s.joinNs)/1e6)
+			if j := s.joinTime(); j > 0 {
+				joins = append(joins, float64(j)/1e6)
 			}
-			s.mu.Unlock()
 		}
 		time.Sleep(time.Second) // settle
 
@@ -214,7 +201,7 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		m0, merr := scrape(ctx, metrics)
 		gaps0 := make([]int, len(subs))
 		for i, s := range subs {
-			gaps0[i], _ = s.counters()
+			gaps0[i] = s.gapCount()
 		}
 		u := startUsage(pid)
 		t0 := time.Now()

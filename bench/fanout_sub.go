@@ -36,71 +36,66 @@ type fanoutSub struct {
 	session  string
 	postedNs int64
 
-	mu       sync.Mutex
-	frames   map[uint32]*frameAcc
-	recs     []frameRec
-	joinNs   int64 // POST → first complete keyframe; 0 until then
-	lastSeq  int32
-	gaps     int // packets missing when seen (before any retransmission)
-	packets  int
-	lastGC   int64
-	failed   atomic.Bool
-	closeErr error
+	mu      sync.Mutex
+	frames  map[uint32]*frameAcc
+	recs    []frameRec
+	joinNs  int64 // POST → first complete keyframe; 0 until then
+	lastSeq int32
+	gaps    int // packets missing when seen (before any retransmission)
+	packets int
+	lastGC  int64
+	failed  atomic.Bool // the peer connection failed after connecting
 }
 
 func newFanoutSub(ctx context.Context, api *webrtc.API, endpoint string) (*fanoutSub, error) {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1}
+	pc, err := rtctest.NewViewer(api, s.read)
 	if err != nil {
 		return nil, err
 	}
-	s := &fanoutSub{pc: pc, frames: map[uint32]*frameAcc{}, lastSeq: -1}
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			pc.Close()
-			return nil, err
-		}
+	s.pc = pc
+	s.postedNs = time.Now().UnixNano()
+	if s.session, err = rtctest.Connect(ctx, pc, endpoint, ""); err != nil {
+		return nil, err
 	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1600)
-		var h rtp.Header
-		video := t.Kind() == webrtc.RTPCodecTypeVideo
-		for {
-			n, _, err := t.Read(buf)
-			if err != nil {
-				return
-			}
-			if !video {
-				continue
-			}
-			off, err := h.Unmarshal(buf[:n])
-			if err != nil {
-				continue
-			}
-			end := n
-			if h.Padding && n > off {
-				end -= int(buf[n-1])
-			}
-			if end < off {
-				continue
-			}
-			s.onVideo(&h, buf[off:end], time.Now().UnixNano())
-		}
-	})
+	// After Connect: WaitConnected replaces the state handler while it waits.
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed {
 			s.failed.Store(true)
 		}
 	})
-	s.postedNs = time.Now().UnixNano()
-	if s.session, err = rtctest.Exchange(ctx, pc, endpoint, ""); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	if err := rtctest.WaitConnected(ctx, pc); err != nil {
-		pc.Close()
-		return nil, err
+	if pc.ConnectionState() == webrtc.PeerConnectionStateFailed {
+		s.failed.Store(true)
 	}
 	return s, nil
+}
+
+// read drains a track into one reused buffer; only video is inspected.
+func (s *fanoutSub) read(t *webrtc.TrackRemote) {
+	buf := make([]byte, 1600)
+	var h rtp.Header
+	video := t.Kind() == webrtc.RTPCodecTypeVideo
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		if !video {
+			continue
+		}
+		off, err := h.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		end := n
+		if h.Padding && n > off {
+			end -= int(buf[n-1])
+		}
+		if end < off {
+			continue
+		}
+		s.onVideo(&h, buf[off:end], time.Now().UnixNano())
+	}
 }
 
 func (s *fanoutSub) onVideo(h *rtp.Header, payload []byte, now int64) {
@@ -198,17 +193,20 @@ func (s *fanoutSub) trim(c0 uint64) {
 	s.recs = kept
 }
 
-func (s *fanoutSub) counters() (gaps, packets int) {
+func (s *fanoutSub) gapCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.gaps, s.packets
+	return s.gaps
+}
+
+// joinTime is POST → first complete keyframe in ns, 0 until then.
+func (s *fanoutSub) joinTime() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joinNs
 }
 
 func (s *fanoutSub) close() {
 	_ = rtctest.Delete(s.session, "")
 	_ = s.pc.Close()
 }
-
-// noNackAPI is rtctest.NewAPI's loopback setup with RTCP reports but no
-// NACK generator (-sub-nack=false): viewers never ask for retransmissions.
-func noNackAPI() (*webrtc.API, error) { return rtctest.NewAPIOptions(false) }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/streamd/streamd/internal/browsertest"
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 type glassSample struct {
@@ -29,23 +29,11 @@ type glassPush struct {
 	Status int    `json:"status"`
 }
 
-func chromiumPath(o Options) (string, error) {
-	for _, p := range []string{o.Chromium, os.Getenv("STREAMD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return "", errors.New("chromium not found (apt-get install -y chromium, or -chromium PATH)")
-}
-
 func runGlass(ctx context.Context, e *Env) ([]Row, error) {
 	o := e.Opts
-	exe, err := chromiumPath(o)
-	if err != nil {
-		return nil, err
+	exe := testenv.FindChromium(o.Chromium)
+	if exe == "" {
+		return nil, errors.New("chromium not found (apt-get install -y chromium, or -chromium PATH)")
 	}
 	srv, err := e.target(ctx, "glass")
 	if err != nil {
@@ -53,7 +41,7 @@ func runGlass(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	defer srv.Stop()
 	const product = "bench-glass-card"
-	if err := srv.CreateProduct(ctx, product, 10); err != nil && !isConflict(err) {
+	if err := srv.EnsureProduct(ctx, product, 10); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "streamd-bench-chromium-")
@@ -79,10 +67,6 @@ func runGlass(ctx context.Context, e *Env) ([]Row, error) {
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-func isConflict(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "HTTP 409")
 }
 
 func glassOne(ctx context.Context, e *Env, b *browsertest.Browser, srv *Server, codec, product string) (Row, error) {

@@ -22,7 +22,6 @@ type wsViewer struct {
 	gaps    int   // events missing between consecutive seqs
 	cards   map[uint64]int64
 	closed  bool
-	err     error
 }
 
 type wsMsg struct {
@@ -47,9 +46,6 @@ func (v *wsViewer) read() {
 		now := time.Now().UnixNano()
 		if err != nil {
 			v.mu.Lock()
-			if !v.closed {
-				v.err = err
-			}
 			v.closed = true
 			v.mu.Unlock()
 			return
@@ -105,7 +101,7 @@ func runOverlay(ctx context.Context, e *Env) ([]Row, error) {
 		return nil, err
 	}
 	const product = "bench-card"
-	if err := srv.CreateProduct(ctx, product, 10); err != nil && !strings.Contains(err.Error(), "409") {
+	if err := srv.EnsureProduct(ctx, product, 10); err != nil {
 		return nil, err
 	}
 	wsURL := "ws" + strings.TrimPrefix(srv.Base, "http") + "/ws/" + stream

@@ -74,9 +74,7 @@ func (b *Browser) Close() { b.cancel() }
 // Tab opens a new page (a new target in the same browser).
 func (b *Browser) Tab(t testing.TB) context.Context {
 	ctx, cancel := b.NewTab()
-	if t != nil {
-		t.Cleanup(cancel)
-	}
+	t.Cleanup(cancel)
 	return ctx
 }
 

@@ -105,7 +105,8 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Code, e.Body) }
 
-// WaitConnected waits for the peer connection to connect.
+// WaitConnected waits for the peer connection to connect. It replaces pc's
+// OnConnectionStateChange handler (pion keeps one): set your own after it.
 func WaitConnected(ctx context.Context, pc *webrtc.PeerConnection) error {
 	ch := make(chan webrtc.PeerConnectionState, 8)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -175,12 +176,7 @@ func Publish(ctx context.Context, api *webrtc.API, endpoint, token, videoMime st
 		}
 		go p.readRTCP(sender.Sender())
 	}
-	if p.Session, err = Exchange(ctx, pc, endpoint, token); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	if err := WaitConnected(ctx, pc); err != nil {
-		pc.Close()
+	if p.Session, err = Connect(ctx, pc, endpoint, token); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -222,6 +218,38 @@ type Packet struct {
 	Arrival time.Time
 }
 
+// Connect does the WHIP/WHEP exchange and waits for pc to connect; it
+// returns the session URL. On failure pc is closed.
+func Connect(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token string) (string, error) {
+	session, err := Exchange(ctx, pc, endpoint, token)
+	if err == nil {
+		err = WaitConnected(ctx, pc)
+	}
+	if err != nil {
+		pc.Close()
+		return "", err
+	}
+	return session, nil
+}
+
+// NewViewer makes a receive-only (video and audio) peer connection for
+// WHEP; onTrack runs on pion's goroutine for each remote track and may read
+// it until it ends.
+func NewViewer(api *webrtc.API, onTrack func(*webrtc.TrackRemote)) (*webrtc.PeerConnection, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			pc.Close()
+			return nil, err
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { onTrack(t) })
+	return pc, nil
+}
+
 // Subscriber is a pion WHEP viewer that records what it receives.
 type Subscriber struct {
 	PC      *webrtc.PeerConnection
@@ -230,52 +258,45 @@ type Subscriber struct {
 	mu     sync.Mutex
 	video  []Packet
 	audio  []Packet
-	vSSRC  []uint32
 	notify chan struct{}
 }
 
-// Subscribe connects a WHEP viewer. Received packets are kept (copies).
+// Subscribe connects a WHEP viewer. Received packets are kept.
 func Subscribe(ctx context.Context, api *webrtc.API, endpoint string) (*Subscriber, error) {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	s := &Subscriber{notify: make(chan struct{}, 1)}
+	pc, err := NewViewer(api, s.record)
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscriber{PC: pc, notify: make(chan struct{}, 1)}
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			pc.Close()
-			return nil, err
-		}
-	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			pkt, _, err := t.ReadRTP()
-			if err != nil {
-				return
-			}
-			cp := Packet{Packet: *pkt.Clone(), Arrival: time.Now()}
-			s.mu.Lock()
-			if t.Kind() == webrtc.RTPCodecTypeVideo {
-				s.video = append(s.video, cp)
-			} else {
-				s.audio = append(s.audio, cp)
-			}
-			s.mu.Unlock()
-			select {
-			case s.notify <- struct{}{}:
-			default:
-			}
-		}
-	})
-	if s.Session, err = Exchange(ctx, pc, endpoint, ""); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	if err := WaitConnected(ctx, pc); err != nil {
-		pc.Close()
+	s.PC = pc
+	if s.Session, err = Connect(ctx, pc, endpoint, ""); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// record keeps every packet of a track. ReadRTP reads each packet into a
+// fresh buffer, so the packet is ours to keep without a copy.
+func (s *Subscriber) record(t *webrtc.TrackRemote) {
+	video := t.Kind() == webrtc.RTPCodecTypeVideo
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		p := Packet{Packet: *pkt, Arrival: time.Now()}
+		s.mu.Lock()
+		if video {
+			s.video = append(s.video, p)
+		} else {
+			s.audio = append(s.audio, p)
+		}
+		s.mu.Unlock()
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Video returns a copy of the video packets received so far.
@@ -305,11 +326,6 @@ func (s *Subscriber) WaitVideo(ctx context.Context, cond func([]Packet) bool) er
 			return ctx.Err()
 		}
 	}
-}
-
-// SendPLI asks the server for a keyframe.
-func (s *Subscriber) SendPLI(ssrc uint32) error {
-	return s.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
 
 // Close ends the session.

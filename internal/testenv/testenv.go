@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,21 +55,7 @@ func Redis(t testing.TB, db int) *redis.Client {
 
 // RedisURL returns the URL form of RedisAddr for a DB number (for --redis).
 func RedisURL(db int) string {
-	return "redis://" + RedisAddr() + "/" + itoa(db)
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b[n:])
+	return "redis://" + RedisAddr() + "/" + strconv.Itoa(db)
 }
 
 // LookPath finds a tool, or skips/fails saying how to install it.
@@ -98,12 +86,22 @@ func fileExists(p string) bool {
 // Chromium returns the path of the Chromium binary.
 func Chromium(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("STREAMD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+	if p := FindChromium(); p != "" {
+		return p
+	}
+	Missing(t, "chromium", "apt-get install -y chromium")
+	return ""
+}
+
+// FindChromium returns the first existing file of first, $STREAMD_CHROMIUM,
+// Debian's chromium and chromium-browser; "" when there is none. It needs
+// no test (the bench uses it).
+func FindChromium(first ...string) string {
+	for _, p := range slices.Concat(first, []string{os.Getenv("STREAMD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
 		if p != "" && fileExists(p) {
 			return p
 		}
 	}
-	Missing(t, "chromium", "apt-get install -y chromium")
 	return ""
 }
 
