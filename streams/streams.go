@@ -68,13 +68,14 @@ type Registry struct {
 	StaffToken string
 	// Status returns the runtime state of a stream (nil: none).
 	Status func(id string) Status
-	// OnChange is told about created and deleted records (RTSP pull follows it).
-	OnChange func(r Record, deleted bool)
-	Logger   *slog.Logger
+	Logger *slog.Logger
 	// CacheTTL bounds how long a record read from the store is trusted
 	// (0: until this node deletes it). Nodes of a cluster set it, because a
 	// record deleted on another node is not deleted from this node's cache.
 	CacheTTL time.Duration
+
+	watchMu  sync.Mutex
+	watchers []func(r Record, deleted bool)
 
 	cacheMu sync.RWMutex
 	cache   map[string]cached
@@ -92,6 +93,23 @@ func (g *Registry) Initialize() error {
 	}
 	g.cache = map[string]cached{}
 	return nil
+}
+
+// Watch registers fn to be told about records created and deleted through
+// this registry (RTSP pulls follow it; the sfu ends deleted streams).
+func (g *Registry) Watch(fn func(r Record, deleted bool)) {
+	g.watchMu.Lock()
+	g.watchers = append(g.watchers, fn)
+	g.watchMu.Unlock()
+}
+
+func (g *Registry) notify(r Record, deleted bool) {
+	g.watchMu.Lock()
+	ws := g.watchers
+	g.watchMu.Unlock()
+	for _, fn := range ws {
+		fn(r, deleted)
+	}
 }
 
 // NewKey makes a random publish key.
@@ -126,9 +144,7 @@ func (g *Registry) Create(ctx context.Context, r Record) (Record, error) {
 	if err := g.Store.Create(ctx, r); err != nil {
 		return Record{}, err
 	}
-	if g.OnChange != nil {
-		g.OnChange(r, false)
-	}
+	g.notify(r, false)
 	return r, nil
 }
 
@@ -170,9 +186,7 @@ func (g *Registry) Delete(ctx context.Context, id string) error {
 	g.cacheMu.Lock()
 	delete(g.cache, id)
 	g.cacheMu.Unlock()
-	if g.OnChange != nil {
-		g.OnChange(r, true)
-	}
+	g.notify(r, true)
 	return nil
 }
 

@@ -31,12 +31,13 @@ func TestRegistryConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			var changes []string
-			g := &Registry{Store: store, OnChange: func(r Record, deleted bool) {
-				changes = append(changes, map[bool]string{false: "+", true: "-"}[deleted]+r.ID)
-			}}
+			g := &Registry{Store: store}
 			if err := g.Initialize(); err != nil {
 				t.Fatal(err)
 			}
+			g.Watch(func(r Record, deleted bool) {
+				changes = append(changes, map[bool]string{false: "+", true: "-"}[deleted]+r.ID)
+			})
 			r, err := g.Create(ctx, Record{ID: "s1", Title: "One"})
 			if err != nil || r.PublishKey == "" || len(r.PublishKey) < 20 {
 				t.Fatalf("create: %+v %v", r, err)

@@ -145,15 +145,11 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		return nil, err
 	}
 	// A deleted stream ends: its viewers and publisher are closed.
-	prevChange := a.Streams.OnChange
-	a.Streams.OnChange = func(r streams.Record, deleted bool) {
-		if prevChange != nil {
-			prevChange(r, deleted)
-		}
+	a.Streams.Watch(func(r streams.Record, deleted bool) {
 		if deleted {
 			a.SFU.RemoveStream(r.ID)
 		}
-	}
+	})
 
 	a.routes()
 	return a, nil

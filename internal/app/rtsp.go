@@ -30,11 +30,7 @@ func (a *App) initRTSP() error {
 		a.closers = append(a.closers, a.RTSP.Close)
 	}
 
-	prev := a.Streams.OnChange
-	a.Streams.OnChange = func(r streams.Record, deleted bool) {
-		if prev != nil {
-			prev(r, deleted)
-		}
+	a.Streams.Watch(func(r streams.Record, deleted bool) {
 		if r.Source == "" {
 			return
 		}
@@ -43,7 +39,7 @@ func (a *App) initRTSP() error {
 		} else {
 			a.RTSPPull.Set(r.ID, r.Source)
 		}
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	recs, err := a.Streams.List(ctx)
