@@ -57,7 +57,9 @@ type forwarder struct {
 	clockTS    atomic.Uint32
 	clockNanos atomic.Int64
 	clockRate  atomic.Uint32
-	clockStep  atomic.Uint32 // timestamp step between the last two frames
+	clockStep  atomic.Uint32 // the shortest of the recent frame steps
+	steps      [8]uint32     // recent timestamp steps between frames (wmu)
+	stepIdx    int
 	active     atomic.Bool
 	// The publisher's last sender report, mapping its wall clock to its RTP
 	// timestamps (source timeline), and the source→outgoing offset.
@@ -166,7 +168,7 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	outTS := pkt.Timestamp + f.tsOffset
 	if !f.haveOut || int16(outSeq-f.lastOutSeq) > 0 {
 		if step := outTS - f.lastOutTS; f.haveOut && step > 0 && step < f.codec.ClockRate {
-			f.clockStep.Store(step)
+			f.noteStep(step)
 		}
 		f.haveOut, f.lastOutSeq, f.lastOutTS, f.lastArr = true, outSeq, outTS, arrival
 		f.clockTS.Store(outTS)
@@ -222,6 +224,21 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 // spliceSlack sequence numbers are left free before a splice point, for
 // late packets of the keyframe the new source is spliced in at.
 const spliceSlack = 8
+
+// noteStep records the timestamp step to a new frame. The media clock
+// extrapolates by the shortest recent step: frames are not evenly spaced,
+// and extrapolating by a long one would name a frame not yet captured.
+func (f *forwarder) noteStep(step uint32) {
+	f.steps[f.stepIdx] = step
+	f.stepIdx = (f.stepIdx + 1) % len(f.steps)
+	least := step
+	for _, s := range f.steps {
+		if s != 0 && s < least {
+			least = s
+		}
+	}
+	f.clockStep.Store(least)
+}
 
 // sync splices a new source into the outgoing timeline at pkt.
 func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
