@@ -13,6 +13,11 @@ type reveal struct {
 	Action   string `json:"action"`
 	RTPTS    *int64 `json:"rtp_ts"`
 	FrameRTP *int64 `json:"frame_rtp"`
+	// When the event reached the page and when the frame it was revealed
+	// on was shown (page clock, ms): a card that arrives after its frame
+	// can only be shown on the next one.
+	ArrivedMS float64  `json:"arrived_ms"`
+	ShownMS   *float64 `json:"shown_ms"`
 }
 
 // frameOf maps an RTP timestamp to the pattern frame decoded from the
@@ -119,7 +124,19 @@ func TestBrowserCardOnFrame(t *testing.T) {
 				case int(shown) > fafter:
 					diff = displayedBetween(samples, uint32(fafter), uint32(shown))
 				}
-				t.Logf("%s %s: pushed while the publisher drew frame %d..%d, revealed on frame %d (error %+d displayed frames)", tc.name, action, fpub, fafter, shown, diff)
+				shownMS := 0.0
+				if r.ShownMS != nil {
+					shownMS = *r.ShownMS
+				}
+				prevRTP := int64(-1)
+				for i, smp := range samples {
+					if smp.RTP != nil && *smp.RTP == *r.FrameRTP && i > 0 && samples[i-1].RTP != nil {
+						prevRTP = *samples[i-1].RTP
+					}
+				}
+				t.Logf("(previous displayed frame rtp %d)", prevRTP)
+				t.Logf("%s %s: pushed while the publisher drew frame %d..%d, revealed on frame %d (error %+d displayed frames; stamp %d, frame rtp %d, event arrived %.0f ms before that frame was shown)",
+					tc.name, action, fpub, fafter, shown, diff, *r.RTPTS, *r.FrameRTP, shownMS-r.ArrivedMS)
 				if diff < -1 || diff > 1 {
 					t.Fatalf("card %s revealed on frame %d, pushed at frames %d..%d: off by %d displayed frames", action, shown, fpub, fafter, diff)
 				}

@@ -75,14 +75,15 @@ player.cardView = cardView;
 player.reveals = [];
 const sync = createFrameSync(video, {
   onReveal: (ev, md) => {
-    player.reveals.push({ seq: ev.seq, id: ev.id, action: ev.action, rtp_ts: ev.media && ev.media.rtp_ts, frame_rtp: md ? md.rtpTimestamp : null });
+    player.reveals.push({ seq: ev.seq, id: ev.id, action: ev.action, rtp_ts: ev.media && ev.media.rtp_ts, frame_rtp: md ? md.rtpTimestamp : null,
+      arrived_ms: ev.arrivedAt, shown_ms: md ? md.expectedDisplayTime : null });
     cardView.show(ev.action === 'hide' ? null : ev.card, ev);
   },
 });
 player.sync = sync;
 player.overlay = connectOverlay(streamId, {
   onSnapshot: (m) => { sync.clear(); cardView.setStock(m.stock); cardView.show(m.card, m); },
-  onCard: (m) => sync.push(m),
+  onCard: (m) => { m.arrivedAt = performance.now(); sync.push(m); },
   onStock: (m) => cardView.stock(m.product_id, m.available),
   onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },
 });
