@@ -28,6 +28,7 @@ import (
 	"github.com/streamd/streamd/cart"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/internal/signer"
 	"github.com/streamd/streamd/overlay"
 	"github.com/streamd/streamd/sfu"
 	"github.com/streamd/streamd/showroom"
@@ -45,6 +46,8 @@ type App struct {
 	Cart     *cart.Service
 	Overlay  *overlay.Server
 	Showroom *showroom.Server
+	// Signer signs viewer/buyer cookies and private-stream links.
+	Signer *signer.Signer
 	cluster  *cluster
 	// RTSP is the RTSP server (nil when --rtsp is empty); RTSPPull pulls
 	// the streams that name an rtsp:// source.
@@ -101,6 +104,22 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
 			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
 		}
+	}
+
+	// One signing key for cookies and viewer links; shared via Redis in a cluster.
+	var key []byte
+	if a.rdb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		key, err = signer.SharedKey(ctx, a.rdb)
+		cancel()
+	} else {
+		key, err = signer.LoadOrCreateKey(filepath.Join(cfg.Data, "signing-key"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.Signer, err = signer.New(key); err != nil {
+		return nil, err
 	}
 
 	// Streams registry.
