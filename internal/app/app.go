@@ -47,8 +47,8 @@ type App struct {
 	Overlay  *overlay.Server
 	Showroom *showroom.Server
 	// Signer signs viewer/buyer cookies and private-stream links.
-	Signer *signer.Signer
-	cluster  *cluster
+	Signer  *signer.Signer
+	cluster *cluster
 	// RTSP is the RTSP server (nil when --rtsp is empty); RTSPPull pulls
 	// the streams that name an rtsp:// source.
 	RTSP     *ingest.RTSPServer
