@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
-func (s *BoltStore) PutCart(ctx context.Context, c Cart) error {
+func (s *BoltStore) PutCart(ctx context.Context, c Cart) (err error) {
+	defer httpx.MarkBolt(&err)
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -17,9 +20,10 @@ func (s *BoltStore) PutCart(ctx context.Context, c Cart) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error { return tx.Bucket(bCarts).Put([]byte(c.ID), b) })
 }
 
-func (s *BoltStore) GetCart(ctx context.Context, id string) (Cart, error) {
+func (s *BoltStore) GetCart(ctx context.Context, id string) (_ Cart, err error) {
+	defer httpx.MarkBolt(&err)
 	var c Cart
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bCarts).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
@@ -29,6 +33,7 @@ func (s *BoltStore) GetCart(ctx context.Context, id string) (Cart, error) {
 	return c, err
 }
 
-func (s *BoltStore) DeleteCart(ctx context.Context, id string) error {
+func (s *BoltStore) DeleteCart(ctx context.Context, id string) (err error) {
+	defer httpx.MarkBolt(&err)
 	return s.db.Batch(func(tx *bbolt.Tx) error { return tx.Bucket(bCarts).Delete([]byte(id)) })
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 func holdKey(pid, hid string) []byte { return cat([]byte(pid), nul, []byte(hid)) }
@@ -101,10 +103,11 @@ func sweepProduct(tx *bbolt.Tx, bp *boltProduct, now int64) (int, error) {
 	return n, nil
 }
 
-func (s *BoltStore) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
+func (s *BoltStore) Reserve(ctx context.Context, r ReserveRequest) (_ Hold, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Hold
 	var berr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		out, berr = Hold{}, nil
 		bp, err := loadProduct(tx, r.ProductID)
 		if err != nil {
@@ -144,7 +147,7 @@ func reserveLocked(tx *bbolt.Tx, bp *boltProduct, r ReserveRequest) (Hold, error
 	if err != nil {
 		return Hold{}, nil, err
 	}
-	if old != nil && old.Committed {
+	if old != nil && (old.Committed || r.Keep) {
 		return *old, nil, nil
 	}
 	oldQ, oldDQ := 0, 0
@@ -215,10 +218,11 @@ func reserveLocked(tx *bbolt.Tx, bp *boltProduct, r ReserveRequest) (Hold, error
 	return h, nil, nil
 }
 
-func (s *BoltStore) Commit(ctx context.Context, productID, holdID string, now time.Time) (Hold, error) {
+func (s *BoltStore) Commit(ctx context.Context, productID, holdID string, now time.Time) (_ Hold, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Hold
 	var berr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		out, berr = Hold{}, nil
 		bp, err := loadProduct(tx, productID)
 		if err != nil {
@@ -266,9 +270,10 @@ func (s *BoltStore) Commit(ctx context.Context, productID, holdID string, now ti
 	return out, berr
 }
 
-func (s *BoltStore) Release(ctx context.Context, productID, holdID string) (bool, error) {
+func (s *BoltStore) Release(ctx context.Context, productID, holdID string) (_ bool, err error) {
+	defer httpx.MarkBolt(&err)
 	var done bool
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		done = false
 		bp, err := loadProduct(tx, productID)
 		if errors.Is(err, ErrNotFound) {
@@ -293,11 +298,12 @@ func (s *BoltStore) Release(ctx context.Context, productID, holdID string) (bool
 	return done, nil
 }
 
-func (s *BoltStore) Sweep(ctx context.Context, now time.Time) ([]string, int, error) {
+func (s *BoltStore) Sweep(ctx context.Context, now time.Time) (_ []string, _ int, err error) {
+	defer httpx.MarkBolt(&err)
 	nowMs := now.UnixMilli()
 	var due []string
 	active := 0
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bHoldExp).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			active++

@@ -6,16 +6,17 @@ package cart
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 func putOrder(tx *bbolt.Tx, o *Order) error {
-	b, err := json.Marshal(o)
+	b, err := encodeOrder(*o)
 	if err != nil {
 		return err
 	}
@@ -27,17 +28,14 @@ func getOrder(tx *bbolt.Tx, id string) (Order, error) {
 	if v == nil {
 		return Order{}, ErrNotFound
 	}
-	var o Order
-	if err := json.Unmarshal(v, &o); err != nil {
-		return Order{}, fmt.Errorf("decode order: %w", err)
-	}
-	return o, nil
+	return decodeOrder(v)
 }
 
-func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (Order, bool, error) {
+func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Order
 	var created bool
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		created = false
 		if o.IdempotencyKey != "" {
 			if id := tx.Bucket(bIdem).Get([]byte(o.IdempotencyKey)); id != nil {
@@ -72,9 +70,10 @@ func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (Order, bool, erro
 	return out, created, nil
 }
 
-func (s *BoltStore) GetOrder(ctx context.Context, id string) (Order, error) {
+func (s *BoltStore) GetOrder(ctx context.Context, id string) (_ Order, err error) {
+	defer httpx.MarkBolt(&err)
 	var o Order
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		var err error
 		o, err = getOrder(tx, id)
 		return err
@@ -82,9 +81,10 @@ func (s *BoltStore) GetOrder(ctx context.Context, id string) (Order, error) {
 	return o, err
 }
 
-func (s *BoltStore) OrderByKey(ctx context.Context, key string) (Order, error) {
+func (s *BoltStore) OrderByKey(ctx context.Context, key string) (_ Order, err error) {
+	defer httpx.MarkBolt(&err)
 	var o Order
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bIdem).Get([]byte(key))
 		if id == nil {
 			return ErrNotFound
@@ -96,10 +96,11 @@ func (s *BoltStore) OrderByKey(ctx context.Context, key string) (Order, error) {
 	return o, err
 }
 
-func (s *BoltStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (Order, error) {
+func (s *BoltStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (_ Order, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Order
 	var ferr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		ferr = nil
 		o, err := getOrder(tx, id)
 		if err != nil {
@@ -125,9 +126,10 @@ func (s *BoltStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) 
 	return out, ferr
 }
 
-func (s *BoltStore) ListOrders(ctx context.Context, stream string, limit int) ([]Order, error) {
+func (s *BoltStore) ListOrders(ctx context.Context, stream string, limit int) (_ []Order, err error) {
+	defer httpx.MarkBolt(&err)
 	var out []Order
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bOrderTime).Cursor()
 		for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
 			o, err := getOrder(tx, string(k[8:]))
@@ -143,10 +145,11 @@ func (s *BoltStore) ListOrders(ctx context.Context, stream string, limit int) ([
 	return out, err
 }
 
-func (s *BoltStore) ExpiredOrders(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (s *BoltStore) ExpiredOrders(ctx context.Context, now time.Time, limit int) (_ []string, err error) {
+	defer httpx.MarkBolt(&err)
 	var out []string
 	nowMs := uint64(now.UnixMilli())
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bPending).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if binary.BigEndian.Uint64(k[:8]) > nowMs {
@@ -160,16 +163,18 @@ func (s *BoltStore) ExpiredOrders(ctx context.Context, now time.Time, limit int)
 	return out, err
 }
 
-func (s *BoltStore) SeenEvent(ctx context.Context, id string) (bool, error) {
+func (s *BoltStore) SeenEvent(ctx context.Context, id string) (_ bool, err error) {
+	defer httpx.MarkBolt(&err)
 	var seen bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		seen = tx.Bucket(bEvents).Get([]byte(id)) != nil
 		return nil
 	})
 	return seen, err
 }
 
-func (s *BoltStore) MarkEvent(ctx context.Context, id string) error {
+func (s *BoltStore) MarkEvent(ctx context.Context, id string) (err error) {
+	defer httpx.MarkBolt(&err)
 	return s.db.Batch(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bEvents).Put([]byte(id), be64(uint64(time.Now().Unix())))
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 type boltProduct struct {
@@ -50,7 +52,8 @@ func (bp *boltProduct) view(now time.Time) Product {
 }
 
 // CreateProduct stores a new product; its SKUs' Stock is the initial stock.
-func (s *BoltStore) CreateProduct(ctx context.Context, p Product) error {
+func (s *BoltStore) CreateProduct(ctx context.Context, p Product) (err error) {
+	defer httpx.MarkBolt(&err)
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bProducts).Get([]byte(p.ID)) != nil {
 			return ErrExists
@@ -63,9 +66,10 @@ func (s *BoltStore) CreateProduct(ctx context.Context, p Product) error {
 	})
 }
 
-func (s *BoltStore) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (Product, error) {
+func (s *BoltStore) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (_ Product, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Product
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		bp, err := loadProduct(tx, id)
 		if err != nil {
 			return err
@@ -111,9 +115,10 @@ func applyUpdate(p *Product, u ProductUpdate) error {
 	return nil
 }
 
-func (s *BoltStore) GetProduct(ctx context.Context, id string) (Product, error) {
+func (s *BoltStore) GetProduct(ctx context.Context, id string) (_ Product, err error) {
+	defer httpx.MarkBolt(&err)
 	var out Product
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		bp, err := loadProduct(tx, id)
 		if err != nil {
 			return err
@@ -124,10 +129,11 @@ func (s *BoltStore) GetProduct(ctx context.Context, id string) (Product, error) 
 	return out, err
 }
 
-func (s *BoltStore) ListProducts(ctx context.Context) ([]Product, error) {
+func (s *BoltStore) ListProducts(ctx context.Context) (_ []Product, err error) {
+	defer httpx.MarkBolt(&err)
 	var out []Product
 	now := time.Now()
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bProducts).ForEach(func(k, v []byte) error {
 			var bp boltProduct
 			if err := json.Unmarshal(v, &bp); err != nil {
@@ -140,9 +146,10 @@ func (s *BoltStore) ListProducts(ctx context.Context) ([]Product, error) {
 	return out, err
 }
 
-func (s *BoltStore) SetDeal(ctx context.Context, productID string, d Deal) (Deal, error) {
+func (s *BoltStore) SetDeal(ctx context.Context, productID string, d Deal) (_ Deal, err error) {
+	defer httpx.MarkBolt(&err)
 	d.ID, d.Used, d.Remaining = randomID(), 0, nil
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		bp, err := loadProduct(tx, productID)
 		if err != nil {
 			return err
@@ -155,7 +162,8 @@ func (s *BoltStore) SetDeal(ctx context.Context, productID string, d Deal) (Deal
 	return d, err
 }
 
-func (s *BoltStore) ClearDeal(ctx context.Context, productID string) error {
+func (s *BoltStore) ClearDeal(ctx context.Context, productID string) (err error) {
+	defer httpx.MarkBolt(&err)
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		bp, err := loadProduct(tx, productID)
 		if err != nil {

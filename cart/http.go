@@ -55,7 +55,23 @@ func (s *Service) isStaff(r *http.Request) bool {
 func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	var so *SoldOutError
 	var le *LimitError
+	var fe *FieldError
+	var ce *CurrencyError
 	switch {
+	case httpx.WriteStoreUnavailable(w, err):
+		s.log.Warn("cart: store unavailable", "err", err)
+	case errors.Is(err, ErrKeyReused):
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"this Idempotency-Key was used for a different request: send a new key for a new purchase")
+	case errors.As(err, &fe):
+		extra := map[string]any{"field": fe.Field}
+		if fe.Limit > 0 {
+			extra["limit"] = fe.Limit
+		}
+		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, fe.Code(), fe.Error(), extra)
+	case errors.As(err, &ce):
+		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, "currency_mismatch",
+			ce.Error()+": price the deal in the product's currency", map[string]any{"field": "deal.price.currency", "currency": ce.Want})
 	case errors.As(err, &so):
 		httpx.WriteErrorExtra(w, http.StatusConflict, "sold_out", "not enough stock left: lower the quantity or pick another product",
 			map[string]any{"product_id": so.ProductID, "sku": so.SKU, "available": so.Available, "deal": so.Deal})
@@ -105,11 +121,17 @@ func (s *Service) handleListProducts(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	out := make([]Product, 0, len(ps))
-	staff := s.isStaff(r)
+	if s.isStaff(r) {
+		if ps == nil {
+			ps = []Product{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"products": ps})
+		return
+	}
+	out := make([]publicProduct, 0, len(ps))
 	for _, p := range ps {
-		if p.Active || staff {
-			out = append(out, p)
+		if p.Active {
+			out = append(out, publicView(p))
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"products": out})
@@ -121,7 +143,36 @@ func (s *Service) handleGetProduct(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, p)
+	if s.isStaff(r) {
+		httpx.WriteJSON(w, http.StatusOK, p)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, publicView(p))
+}
+
+// publicSKU is a SKU as anyone may see it: what is available, not how many
+// units are held or sold (sales figures are the shop's business).
+type publicSKU struct {
+	ID        string            `json:"id"`
+	Title     string            `json:"title,omitempty"`
+	Options   map[string]string `json:"options,omitempty"`
+	Stock     int               `json:"stock"`
+	Available int               `json:"available"`
+}
+
+// publicProduct is a Product whose "skus" are publicSKUs (the outer field
+// hides the embedded one in JSON).
+type publicProduct struct {
+	Product
+	SKUs []publicSKU `json:"skus"`
+}
+
+func publicView(p Product) publicProduct {
+	out := publicProduct{Product: p, SKUs: make([]publicSKU, len(p.SKUs))}
+	for i, k := range p.SKUs {
+		out.SKUs[i] = publicSKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock, Available: k.Available}
+	}
+	return out
 }
 
 // patchBody is ProductUpdate as PATCH sends it: the stock of the only SKU
@@ -288,14 +339,12 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	}
 	o, created, err := s.Checkout(r.Context(), CheckoutRequest{IdempotencyKey: key, Buyer: buyer(w, r),
 		CartID: b.CartID, Items: b.Items, Stream: b.Stream, Card: string(b.Card), Source: b.Source})
-	if err != nil && o.ID == "" {
+	if err != nil {
+		// A 201 only ever reports an order committed as it says; anything
+		// short of that (the store failed half-way) is an error, and the
+		// same key resumes the order.
 		s.writeErr(w, err)
 		return
-	}
-	if err != nil {
-		// The order exists (201 stands) but a later step failed; it is
-		// retried by the sweeper/webhooks. Report the order as it is.
-		s.log.Error("cart: after order created", "order", o.ID, "err", err)
 	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")

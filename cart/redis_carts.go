@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 func (s *RedisStore) cartKey(id string) string { return s.prefix + "cart:" + id }
 
-func (s *RedisStore) PutCart(ctx context.Context, c Cart) error {
+func (s *RedisStore) PutCart(ctx context.Context, c Cart) (err error) {
+	defer httpx.MarkRedis(&err)
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -22,7 +25,8 @@ func (s *RedisStore) PutCart(ctx context.Context, c Cart) error {
 	return nil
 }
 
-func (s *RedisStore) GetCart(ctx context.Context, id string) (Cart, error) {
+func (s *RedisStore) GetCart(ctx context.Context, id string) (_ Cart, err error) {
+	defer httpx.MarkRedis(&err)
 	var c Cart
 	if err := s.getJSON(ctx, s.cartKey(id), "cart", &c); err != nil {
 		return Cart{}, err
@@ -30,6 +34,7 @@ func (s *RedisStore) GetCart(ctx context.Context, id string) (Cart, error) {
 	return c, nil
 }
 
-func (s *RedisStore) DeleteCart(ctx context.Context, id string) error {
+func (s *RedisStore) DeleteCart(ctx context.Context, id string) (err error) {
+	defer httpx.MarkRedis(&err)
 	return s.c.Del(ctx, s.cartKey(id)).Err()
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 const luaCommon = `
@@ -48,7 +50,7 @@ local function sweep(now)
 end
 `
 
-// KEYS: inv exp holds buyers deal dealbuyers; ARGV: hold, sku, qty, buyer, now ms, ttl ms
+// KEYS: inv exp holds buyers deal dealbuyers; ARGV: hold, sku, qty, buyer, now ms, ttl ms, keep
 var reserveScript = redis.NewScript(luaCommon + `
 local hid, sku, qty, buyer = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -67,7 +69,7 @@ local oldraw = redis.call('HGET', KEYS[3], hid)
 local old = nil
 if oldraw then
   old = cjson.decode(oldraw)
-  if old.st == 'committed' then return {'ok', oldraw} end
+  if old.st == 'committed' or ARGV[7] == '1' then return {'ok', oldraw} end
 end
 local d = redis.call('HMGET', KEYS[5], 'id', 'amount', 'currency', 'ends', 'cap', 'perbuyer', 'ttl', 'used')
 local deal = d[1] and num(d[4]) > now
@@ -77,7 +79,7 @@ if old then
   if deal and old.d == d[1] then olddq = oldq end
 end
 local avail = num(stock) - num(redis.call('HGET', KEYS[1], 'held:'..sku)) - num(redis.call('HGET', KEYS[1], 'sold:'..sku)) + oldq
-if qty > avail then return {'sold_out', math.max(avail, 0), 0} end
+if qty > avail then return {'sold_out', math.max(avail, 0), 0, sku} end
 local limit = num(redis.call('HGET', KEYS[1], 'limit'))
 if limit > 0 and buyer ~= '' then
   local have = num(redis.call('HGET', KEYS[4], buyer)) - oldq
@@ -85,7 +87,7 @@ if limit > 0 and buyer ~= '' then
 end
 if deal then
   local cap, used = num(d[5]), num(d[8])
-  if cap > 0 and used - olddq + qty > cap then return {'sold_out', math.max(cap - used + olddq, 0), 1} end
+  if cap > 0 and used - olddq + qty > cap then return {'sold_out', math.max(cap - used + olddq, 0), 1, sku} end
   local pb = num(d[6])
   if pb > 0 and buyer ~= '' then
     local have = num(redis.call('HGET', KEYS[6], buyer)) - olddq
@@ -161,9 +163,10 @@ func decodeRedisHold(pid, raw string) (Hold, error) {
 		UnitPrice: Money{Amount: int64(h.A), Currency: h.C}}, nil
 }
 
-func (s *RedisStore) Reserve(ctx context.Context, r ReserveRequest) (Hold, error) {
+func (s *RedisStore) Reserve(ctx context.Context, r ReserveRequest) (_ Hold, err error) {
+	defer httpx.MarkRedis(&err)
 	res, err := reserveScript.Run(ctx, s.c, s.pkeys(r.ProductID)[:6], r.HoldID, r.SKU, r.Quantity, r.Buyer,
-		r.Now.UnixMilli(), r.TTL.Milliseconds()).Slice()
+		r.Now.UnixMilli(), r.TTL.Milliseconds(), flag(r.Keep)).Slice()
 	if err != nil {
 		return Hold{}, fmt.Errorf("reserve: %w", err)
 	}
@@ -179,14 +182,15 @@ func (s *RedisStore) Reserve(ctx context.Context, r ReserveRequest) (Hold, error
 	case "unknown_sku":
 		return Hold{}, ErrUnknownSKU
 	case "sold_out":
-		return Hold{}, &SoldOutError{ProductID: r.ProductID, SKU: r.SKU, Available: int(res[1].(int64)), Deal: res[2].(int64) == 1}
+		return Hold{}, &SoldOutError{ProductID: r.ProductID, SKU: res[3].(string), Available: int(res[1].(int64)), Deal: res[2].(int64) == 1}
 	case "limit":
 		return Hold{}, &LimitError{ProductID: r.ProductID, Limit: int(res[1].(int64)), Have: int(res[2].(int64)), Deal: res[3].(int64) == 1}
 	}
 	return Hold{}, fmt.Errorf("reserve: unexpected script reply %v", res)
 }
 
-func (s *RedisStore) Commit(ctx context.Context, productID, holdID string, now time.Time) (Hold, error) {
+func (s *RedisStore) Commit(ctx context.Context, productID, holdID string, now time.Time) (_ Hold, err error) {
+	defer httpx.MarkRedis(&err)
 	res, err := commitScript.Run(ctx, s.c, s.pkeys(productID)[:6], holdID, now.UnixMilli()).Slice()
 	if err != nil {
 		return Hold{}, fmt.Errorf("commit: %w", err)
@@ -197,7 +201,8 @@ func (s *RedisStore) Commit(ctx context.Context, productID, holdID string, now t
 	return decodeRedisHold(productID, res[1].(string))
 }
 
-func (s *RedisStore) Release(ctx context.Context, productID, holdID string) (bool, error) {
+func (s *RedisStore) Release(ctx context.Context, productID, holdID string) (_ bool, err error) {
+	defer httpx.MarkRedis(&err)
 	n, err := releaseScript.Run(ctx, s.c, s.pkeys(productID)[:6], holdID).Int()
 	if err != nil {
 		return false, fmt.Errorf("release: %w", err)
@@ -205,7 +210,8 @@ func (s *RedisStore) Release(ctx context.Context, productID, holdID string) (boo
 	return n == 1, nil
 }
 
-func (s *RedisStore) Sweep(ctx context.Context, now time.Time) ([]string, int, error) {
+func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (_ []string, _ int, err error) {
+	defer httpx.MarkRedis(&err)
 	ids, err := s.c.SMembers(ctx, s.prefix+"products").Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("sweep: %w", err)

@@ -5,62 +5,80 @@ package cart
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 func (s *RedisStore) orderKey(id string) string { return s.prefix + "order:" + id }
 func (s *RedisStore) idemKey(k string) string   { return s.prefix + "idem:" + hashKey(k) }
 
-func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (Order, bool, error) {
-	b, err := json.Marshal(o)
+// createOrderScript writes an order, its idempotency record and its index
+// entries in one atomic step: there is never an order that the index, the
+// sweeper or a retry with the same key cannot find.
+// KEYS: order, idem, orders, orders:stream:<s>, pending
+// ARGV: id, order JSON, created ms, hold expiry ms, pending?, keyed?, stream?
+// → {1} created, {0, id} the key names an order already, {-1} the id exists.
+var createOrderScript = redis.NewScript(`
+if ARGV[6] == '1' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return {0, prev} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[1]) end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1]) end
+if ARGV[5] == '1' then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1]) end
+return {1}
+`)
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool, err error) {
+	defer httpx.MarkRedis(&err)
+	b, err := encodeOrder(o)
 	if err != nil {
 		return Order{}, false, err
 	}
-	// The order is written before the idempotency record points at it, so a
-	// record never names a missing order.
-	if err := s.c.Set(ctx, s.orderKey(o.ID), b, 0).Err(); err != nil {
+	keys := []string{s.orderKey(o.ID), s.idemKey(o.IdempotencyKey), s.prefix + "orders",
+		s.prefix + "orders:stream:" + o.Stream, s.prefix + "pending"}
+	res, err := createOrderScript.Run(ctx, s.c, keys, o.ID, b, o.CreatedAt.UnixMilli(), o.HoldExpiresAt.UnixMilli(),
+		flag(o.Status == StatusPending), flag(o.IdempotencyKey != ""), flag(o.Stream != "")).Slice()
+	if err != nil {
 		return Order{}, false, fmt.Errorf("create order: %w", err)
 	}
-	if o.IdempotencyKey != "" {
-		ok, err := s.c.SetNX(ctx, s.idemKey(o.IdempotencyKey), o.ID, 0).Result()
-		if err != nil {
-			return Order{}, false, fmt.Errorf("create order: %w", err)
-		}
-		if !ok {
-			_ = s.c.Del(ctx, s.orderKey(o.ID)).Err()
-			prev, err := s.OrderByKey(ctx, o.IdempotencyKey)
-			return prev, false, err
-		}
+	switch res[0].(int64) {
+	case 1:
+		return o, true, nil
+	case 0:
+		prev, err := s.GetOrder(ctx, res[1].(string))
+		return prev, false, err
 	}
-	pipe := s.c.Pipeline()
-	pipe.ZAdd(ctx, s.prefix+"orders", redis.Z{Score: float64(o.CreatedAt.UnixMilli()), Member: o.ID})
-	if o.Stream != "" {
-		pipe.ZAdd(ctx, s.prefix+"orders:stream:"+o.Stream, redis.Z{Score: float64(o.CreatedAt.UnixMilli()), Member: o.ID})
-	}
-	if o.Status == StatusPending {
-		pipe.ZAdd(ctx, s.prefix+"pending", redis.Z{Score: float64(o.HoldExpiresAt.UnixMilli()), Member: o.ID})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Order{}, false, fmt.Errorf("create order: %w", err)
-	}
-	return o, true, nil
+	return Order{}, false, fmt.Errorf("order %s: %w", o.ID, ErrExists)
 }
 
-func (s *RedisStore) GetOrder(ctx context.Context, id string) (Order, error) {
-	var o Order
-	if err := s.getJSON(ctx, s.orderKey(id), "order", &o); err != nil {
+func (s *RedisStore) GetOrder(ctx context.Context, id string) (_ Order, err error) {
+	defer httpx.MarkRedis(&err)
+	raw, err := s.get(ctx, s.orderKey(id), "get order")
+	if err != nil {
 		return Order{}, err
 	}
-	return o, nil
+	return decodeOrder(raw)
 }
 
-func (s *RedisStore) OrderByKey(ctx context.Context, key string) (Order, error) {
+func (s *RedisStore) OrderByKey(ctx context.Context, key string) (_ Order, err error) {
+	defer httpx.MarkRedis(&err)
 	id, err := s.get(ctx, s.idemKey(key), "order by key")
 	if err != nil {
 		return Order{}, err
@@ -68,7 +86,8 @@ func (s *RedisStore) OrderByKey(ctx context.Context, key string) (Order, error) 
 	return s.GetOrder(ctx, string(id))
 }
 
-func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (Order, error) {
+func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (_ Order, err error) {
+	defer httpx.MarkRedis(&err)
 	var out Order
 	key := s.orderKey(id)
 	for attempt := 0; attempt < 50; attempt++ {
@@ -82,20 +101,25 @@ func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order)
 			if err != nil {
 				return err
 			}
-			var o Order
-			if err := json.Unmarshal(raw, &o); err != nil {
-				return fmt.Errorf("decode order: %w", err)
+			o, err := decodeOrder(raw)
+			if err != nil {
+				return err
 			}
 			if err := fn(&o); err != nil {
 				ferr = err
 				return nil
 			}
-			b, err := json.Marshal(o)
+			b, err := encodeOrder(o)
 			if err != nil {
 				return err
 			}
+			// The pending index changes in the same transaction as the
+			// order: a paid order is never swept as if still pending.
 			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 				pipe.Set(ctx, key, b, 0)
+				if o.Status != StatusPending {
+					pipe.ZRem(ctx, s.prefix+"pending", id)
+				}
 				return nil
 			})
 			out = o
@@ -110,15 +134,13 @@ func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order)
 		if ferr != nil {
 			return Order{}, ferr
 		}
-		if out.Status != StatusPending {
-			_ = s.c.ZRem(ctx, s.prefix+"pending", id).Err()
-		}
 		return out, nil
 	}
 	return Order{}, fmt.Errorf("update order %s: too much contention", id)
 }
 
-func (s *RedisStore) ListOrders(ctx context.Context, stream string, limit int) ([]Order, error) {
+func (s *RedisStore) ListOrders(ctx context.Context, stream string, limit int) (_ []Order, err error) {
+	defer httpx.MarkRedis(&err)
 	key := s.prefix + "orders"
 	if stream != "" {
 		key = s.prefix + "orders:stream:" + stream
@@ -140,15 +162,17 @@ func (s *RedisStore) ListOrders(ctx context.Context, stream string, limit int) (
 	_, _ = pipe.Exec(ctx) // errors are per command
 	out := make([]Order, 0, len(ids))
 	for _, g := range gets {
-		var o Order
-		if raw, err := g.Bytes(); err == nil && json.Unmarshal(raw, &o) == nil {
-			out = append(out, o)
+		if raw, err := g.Bytes(); err == nil {
+			if o, err := decodeOrder(raw); err == nil {
+				out = append(out, o)
+			}
 		}
 	}
 	return out, nil
 }
 
-func (s *RedisStore) ExpiredOrders(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (s *RedisStore) ExpiredOrders(ctx context.Context, now time.Time, limit int) (_ []string, err error) {
+	defer httpx.MarkRedis(&err)
 	ids, err := s.c.ZRangeByScore(ctx, s.prefix+"pending", &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit)}).Result()
 	if err != nil {
@@ -157,12 +181,14 @@ func (s *RedisStore) ExpiredOrders(ctx context.Context, now time.Time, limit int
 	return ids, nil
 }
 
-func (s *RedisStore) SeenEvent(ctx context.Context, id string) (bool, error) {
+func (s *RedisStore) SeenEvent(ctx context.Context, id string) (_ bool, err error) {
+	defer httpx.MarkRedis(&err)
 	n, err := s.c.Exists(ctx, s.prefix+"event:"+id).Result()
 	return n > 0, err
 }
 
-func (s *RedisStore) MarkEvent(ctx context.Context, id string) error {
+func (s *RedisStore) MarkEvent(ctx context.Context, id string) (err error) {
+	defer httpx.MarkRedis(&err)
 	// Stripe retries for 3 days; keep ids a week.
 	return s.c.Set(ctx, s.prefix+"event:"+id, time.Now().UTC().Format(time.RFC3339), 7*24*time.Hour).Err()
 }

@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
-func (s *RedisStore) CreateProduct(ctx context.Context, p Product) error {
+func (s *RedisStore) CreateProduct(ctx context.Context, p Product) (err error) {
+	defer httpx.MarkRedis(&err)
 	p.Deal = nil
 	for i := range p.SKUs {
 		p.SKUs[i].Held, p.SKUs[i].Sold, p.SKUs[i].Available = 0, 0, 0
@@ -60,7 +63,8 @@ func invFields(p *Product, withStock bool) []any {
 	return f
 }
 
-func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (Product, error) {
+func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (_ Product, err error) {
+	defer httpx.MarkRedis(&err)
 	k := s.pkeys(id)
 	update := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, k[6]).Bytes()
@@ -93,7 +97,6 @@ func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpda
 		})
 		return err
 	}
-	var err error
 	for range 20 {
 		if err = s.c.Watch(ctx, update, k[6]); !errors.Is(err, redis.TxFailedErr) {
 			break
@@ -133,7 +136,8 @@ func (r productReads) product() (Product, error) {
 	return buildProduct(r.def.Val(), r.inv.Val(), r.deal.Val())
 }
 
-func (s *RedisStore) GetProduct(ctx context.Context, id string) (Product, error) {
+func (s *RedisStore) GetProduct(ctx context.Context, id string) (_ Product, err error) {
+	defer httpx.MarkRedis(&err)
 	pipe := s.c.Pipeline()
 	r := s.readProduct(ctx, pipe, id)
 	_, _ = pipe.Exec(ctx) // errors are per command
@@ -164,7 +168,8 @@ func buildProduct(def string, inv, deal map[string]string) (Product, error) {
 	return p, nil
 }
 
-func (s *RedisStore) ListProducts(ctx context.Context) ([]Product, error) {
+func (s *RedisStore) ListProducts(ctx context.Context) (_ []Product, err error) {
+	defer httpx.MarkRedis(&err)
 	ids, err := s.c.SMembers(ctx, s.prefix+"products").Result()
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
@@ -190,7 +195,8 @@ func (s *RedisStore) ListProducts(ctx context.Context) ([]Product, error) {
 	return out, nil
 }
 
-func (s *RedisStore) SetDeal(ctx context.Context, productID string, d Deal) (Deal, error) {
+func (s *RedisStore) SetDeal(ctx context.Context, productID string, d Deal) (_ Deal, err error) {
+	defer httpx.MarkRedis(&err)
 	k := s.pkeys(productID)
 	if n, err := s.c.Exists(ctx, k[6]).Result(); err != nil {
 		return Deal{}, fmt.Errorf("set deal: %w", err)
@@ -198,7 +204,7 @@ func (s *RedisStore) SetDeal(ctx context.Context, productID string, d Deal) (Dea
 		return Deal{}, ErrNotFound
 	}
 	d.ID, d.Used, d.Remaining = randomID(), 0, nil
-	_, err := s.c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, err = s.c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Del(ctx, k[4], k[5])
 		pipe.HSet(ctx, k[4], "id", d.ID, "amount", d.Price.Amount, "currency", d.Price.Currency,
 			"ends", d.EndsAt.UnixMilli(), "cap", d.Quantity, "perbuyer", d.PerBuyer,
@@ -211,7 +217,8 @@ func (s *RedisStore) SetDeal(ctx context.Context, productID string, d Deal) (Dea
 	return d, nil
 }
 
-func (s *RedisStore) ClearDeal(ctx context.Context, productID string) error {
+func (s *RedisStore) ClearDeal(ctx context.Context, productID string) (err error) {
+	defer httpx.MarkRedis(&err)
 	k := s.pkeys(productID)
 	if err := s.c.Del(ctx, k[4], k[5]).Err(); err != nil {
 		return fmt.Errorf("clear deal: %w", err)

@@ -50,8 +50,11 @@ func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 	if !ValidID(in.ID) {
 		return Product{}, invalid("id must be 1-64 letters, digits, '_', '-' or '.'")
 	}
-	if in.Title == "" || len(in.Title) > 200 {
-		return Product{}, invalid("title is required (at most 200 characters)")
+	if in.Title == "" {
+		return Product{}, invalid("title is required")
+	}
+	if err := checkProductText(&in.Title, &in.Description, in.Images); err != nil {
+		return Product{}, err
 	}
 	if err := checkMoney(&in.Price); err != nil {
 		return Product{}, err
@@ -59,8 +62,8 @@ func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 	if in.Stock < 0 || in.PerBuyerLimit < 0 {
 		return Product{}, invalid("stock and per_buyer_limit must not be negative")
 	}
-	if len(in.Images) > 20 || len(in.SKUs) > 200 {
-		return Product{}, invalid("at most 20 images and 200 SKUs")
+	if len(in.SKUs) > MaxSKUs {
+		return Product{}, fieldErr("skus", 0, fmt.Sprintf("at most %d SKUs", MaxSKUs))
 	}
 	p := Product{ID: in.ID, Title: in.Title, Description: in.Description, Images: in.Images, Price: in.Price,
 		Active: in.Active == nil || *in.Active, PerBuyerLimit: in.PerBuyerLimit}
@@ -71,7 +74,10 @@ func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 		p.SKUs = []SKU{{ID: DefaultSKU, Stock: in.Stock}}
 	}
 	seen := map[string]bool{}
-	for _, k := range in.SKUs {
+	for i, k := range in.SKUs {
+		if err := checkSKUText(i, k); err != nil {
+			return Product{}, err
+		}
 		if !ValidID(k.ID) || seen[k.ID] {
 			return Product{}, invalid("sku ids must be unique, 1-64 letters, digits, '_', '-' or '.'")
 		}
@@ -88,8 +94,29 @@ func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 	return s.Store.GetProduct(ctx, p.ID)
 }
 
+// checkProductText checks the free text of a product (nil: not sent).
+func checkProductText(title, description *string, images []string) error {
+	if title != nil {
+		if err := capText("title", *title, MaxTitleLen); err != nil {
+			return err
+		}
+	}
+	if description != nil {
+		if err := capText("description", *description, MaxDescriptionLen); err != nil {
+			return err
+		}
+	}
+	return checkImages(images)
+}
+
 // UpdateProduct applies a partial update.
 func (s *Service) UpdateProduct(ctx context.Context, id string, u ProductUpdate) (Product, error) {
+	if u.Title != nil && *u.Title == "" {
+		return Product{}, invalid("title must not be empty")
+	}
+	if err := checkProductText(u.Title, u.Description, u.Images); err != nil {
+		return Product{}, err
+	}
 	if u.Price != nil {
 		if err := checkMoney(u.Price); err != nil {
 			return Product{}, err

@@ -5,6 +5,7 @@ package cart
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -19,6 +20,24 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 	if !d.EndsAt.After(s.Now()) {
 		return invalid("deal ends_at must be in the future")
 	}
+	if d.Quantity > maxDealUnits || d.PerBuyer > maxDealUnits {
+		return fieldErr("deal.quantity", 0, fmt.Sprintf("deal quantity and per_buyer are at most %d", maxDealUnits))
+	}
+	if d.HoldTTL > maxDealHoldTTL {
+		return fieldErr("deal.hold_ttl_seconds", 0, fmt.Sprintf("a deal's hold time is at most %s", maxDealHoldTTL))
+	}
+	if d.EndsAt.After(s.Now().Add(maxDealLength)) {
+		return fieldErr("deal.ends_at", 0, fmt.Sprintf("a deal lasts at most %s", maxDealLength))
+	}
+	p, err := s.Store.GetProduct(ctx, productID)
+	if err != nil {
+		return err
+	}
+	if d.Price.Currency != p.Price.Currency {
+		// An order is in one currency: a deal in another would make the
+		// product unpayable together with its other lines.
+		return &CurrencyError{Want: p.Price.Currency, Got: d.Price.Currency}
+	}
 	if _, err := s.Store.SetDeal(ctx, productID, d); err != nil {
 		return err
 	}
@@ -27,6 +46,20 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 	s.dealEnds[productID] = d.EndsAt
 	s.dirtyMu.Unlock()
 	return nil
+}
+
+// Limits of deals.
+const (
+	maxDealUnits   = 1_000_000
+	maxDealHoldTTL = 24 * time.Hour
+	maxDealLength  = 30 * 24 * time.Hour
+)
+
+// CurrencyError says a deal's price is not in its product's currency.
+type CurrencyError struct{ Want, Got string }
+
+func (e *CurrencyError) Error() string {
+	return fmt.Sprintf("the deal's currency %q is not the product's %q", e.Got, e.Want)
 }
 
 // endedDeals returns (and forgets) the products whose deal set here ended

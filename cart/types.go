@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -127,6 +128,9 @@ type ReserveRequest struct {
 	Buyer     string // "" = no per-buyer accounting
 	TTL       time.Duration
 	Now       time.Time
+	// Keep returns a live hold with this id as it is instead of re-setting
+	// it: checkout retries share the first request's hold, never change it.
+	Keep bool
 }
 
 // Hold is stock set aside for a cart or an order until ExpiresAt.
@@ -209,6 +213,28 @@ type Order struct {
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time   `json:"created_at"`
 	UpdatedAt      time.Time   `json:"updated_at"`
+	// RequestHash binds IdempotencyKey to the request that made the order
+	// (see CheckoutRequest.fingerprint); kept by the stores, never sent.
+	RequestHash string `json:"-"`
+}
+
+// storedOrder is an Order as both stores keep it: with its RequestHash.
+type storedOrder struct {
+	Order
+	RequestHash string `json:"request_hash,omitempty"`
+}
+
+func encodeOrder(o Order) ([]byte, error) {
+	return json.Marshal(storedOrder{Order: o, RequestHash: o.RequestHash})
+}
+
+func decodeOrder(raw []byte) (Order, error) {
+	var so storedOrder
+	if err := json.Unmarshal(raw, &so); err != nil {
+		return Order{}, fmt.Errorf("decode order: %w", err)
+	}
+	so.Order.RequestHash = so.RequestHash
+	return so.Order, nil
 }
 
 // Transition moves the order to a new state or refuses with ErrIllegalTransition.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/streamd/streamd/internal/httpx"
 )
 
 var bucket = []byte("streams.records")
@@ -27,7 +29,8 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 	return &BoltStore{db: db}, nil
 }
 
-func (s *BoltStore) Create(_ context.Context, r Record) error {
+func (s *BoltStore) Create(_ context.Context, r Record) (err error) {
+	defer httpx.MarkBolt(&err)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -41,9 +44,10 @@ func (s *BoltStore) Create(_ context.Context, r Record) error {
 	})
 }
 
-func (s *BoltStore) Get(_ context.Context, id string) (Record, error) {
+func (s *BoltStore) Get(_ context.Context, id string) (_ Record, err error) {
+	defer httpx.MarkBolt(&err)
 	var r Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucket).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
@@ -53,9 +57,10 @@ func (s *BoltStore) Get(_ context.Context, id string) (Record, error) {
 	return r, err
 }
 
-func (s *BoltStore) List(_ context.Context) ([]Record, error) {
+func (s *BoltStore) List(_ context.Context) (_ []Record, err error) {
+	defer httpx.MarkBolt(&err)
 	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -68,7 +73,8 @@ func (s *BoltStore) List(_ context.Context) ([]Record, error) {
 	return out, err
 }
 
-func (s *BoltStore) Delete(_ context.Context, id string) error {
+func (s *BoltStore) Delete(_ context.Context, id string) (err error) {
+	defer httpx.MarkBolt(&err)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk.Get([]byte(id)) == nil {
@@ -88,7 +94,8 @@ const redisSet = "streamd:streams:ids"
 
 func redisKey(id string) string { return "streamd:streams:rec:" + id }
 
-func (s *RedisStore) Create(ctx context.Context, r Record) error {
+func (s *RedisStore) Create(ctx context.Context, r Record) (err error) {
+	defer httpx.MarkRedis(&err)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -103,7 +110,8 @@ func (s *RedisStore) Create(ctx context.Context, r Record) error {
 	return s.c.SAdd(ctx, redisSet, r.ID).Err()
 }
 
-func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
+func (s *RedisStore) Get(ctx context.Context, id string) (_ Record, err error) {
+	defer httpx.MarkRedis(&err)
 	var r Record
 	b, err := s.c.Get(ctx, redisKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -115,7 +123,8 @@ func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
 	return r, json.Unmarshal(b, &r)
 }
 
-func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
+func (s *RedisStore) List(ctx context.Context) (_ []Record, err error) {
+	defer httpx.MarkRedis(&err)
 	ids, err := s.c.SMembers(ctx, redisSet).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis list streams: %w", err)
@@ -134,7 +143,8 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 	return out, nil
 }
 
-func (s *RedisStore) Delete(ctx context.Context, id string) error {
+func (s *RedisStore) Delete(ctx context.Context, id string) (err error) {
+	defer httpx.MarkRedis(&err)
 	n, err := s.c.Del(ctx, redisKey(id)).Result()
 	if err != nil {
 		return fmt.Errorf("redis delete stream: %w", err)

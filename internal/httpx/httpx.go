@@ -5,13 +5,17 @@ package httpx
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Error is the body of every error response: {"error": code, "message": text}.
@@ -132,4 +136,52 @@ func WriteUnauthorized(w http.ResponseWriter, wrongToken bool, message string) {
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	WriteError(w, http.StatusUnauthorized, "unauthorized", message)
+}
+
+// ErrStoreUnavailable marks an error of a store (bbolt, Redis) that could
+// not be reached: the request may well succeed later, so the answer is 503
+// with Retry-After, never a 500. Stores wrap it with Unavailable.
+var ErrStoreUnavailable = errors.New("store unavailable")
+
+// Unavailable returns err wrapped with ErrStoreUnavailable when it says the
+// store could not be reached: a network error (refused, reset, timeout,
+// EOF), a deadline, or any error the store's own checks in also recognise
+// (e.g. a Redis pool timeout, a closed bbolt file). Other errors (nil
+// included) are returned as they are.
+func Unavailable(err error, also ...func(error) bool) error {
+	if err == nil || errors.Is(err, ErrStoreUnavailable) || !unreachable(err, also) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
+
+func unreachable(err error, also []func(error) bool) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	for _, f := range also {
+		if f(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryAfterSeconds is what a 503 store_unavailable asks clients to wait.
+const RetryAfterSeconds = 2
+
+// WriteStoreUnavailable writes 503 {"error":"store_unavailable"} with
+// Retry-After when err wraps ErrStoreUnavailable and reports whether it did;
+// handlers call it before their generic 500.
+func WriteStoreUnavailable(w http.ResponseWriter, err error) bool {
+	if !errors.Is(err, ErrStoreUnavailable) {
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+	WriteError(w, http.StatusServiceUnavailable, "store_unavailable",
+		"the store is unreachable for a moment: retry after a few seconds (checkouts: with the same Idempotency-Key)")
+	return true
 }
