@@ -165,6 +165,7 @@ func TestFlashSale(t *testing.T) {
 		if n := h.available("flash"); n != 0 {
 			t.Fatalf("available %d", n)
 		}
+		checkSoldInvariant(t, h.svc.Store)
 		r := h.staff("GET", "/api/orders?stream=live1", nil)
 		h.mustCode(r, 200, "")
 		if os := r.body["orders"].([]any); len(os) != 10 {

@@ -442,6 +442,50 @@ func TestStoreConformance(t *testing.T) {
 			if ok.Load() != 10 || sold.Load() != 90 || avail(t, s, "c1") != 0 {
 				t.Fatalf("ok %d sold out %d", ok.Load(), sold.Load())
 			}
+			checkSoldInvariant(t, s, "c1")
+		})
+		t.Run("concurrent_orders", func(t *testing.T) {
+			// Orders made, paid and cancelled concurrently: sold always
+			// equals the paid units.
+			mkProduct(t, s, "c2", 40, 0)
+			var wg sync.WaitGroup
+			for i := range 60 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					now := time.Now()
+					hid := fmt.Sprint("o", i)
+					h, err := reserve(s, "c2", hid, fmt.Sprint("b", i), 1+i%3, now)
+					if err != nil {
+						return // sold out
+					}
+					o := Order{ID: randomID(), Status: StatusPending, IdempotencyKey: hid, CreatedAt: now, HoldExpiresAt: h.ExpiresAt,
+						Items: []OrderItem{h.item()}}
+					if _, _, err := s.CreateOrder(ctx, o); err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := s.Commit(ctx, "c2", hid, now); err != nil {
+						t.Error(err)
+						return
+					}
+					to := StatusPaid
+					if i%4 == 0 {
+						to = StatusCancelled
+						if _, err := s.Release(ctx, "c2", hid); err != nil {
+							t.Error(err)
+						}
+					}
+					if _, err := s.UpdateOrder(ctx, o.ID, func(o *Order) error { return o.Transition(to, now) }); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if p, _ := s.GetProduct(ctx, "c2"); p.SKUs[0].Sold == 0 || p.SKUs[0].Held != 0 {
+				t.Fatalf("after concurrent orders: %+v", p.SKUs[0])
+			}
+			checkSoldInvariant(t, s, "c2")
 		})
 	})
 }
