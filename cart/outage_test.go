@@ -3,9 +3,7 @@ package cart
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,56 +13,6 @@ import (
 
 	"github.com/streamd/streamd/internal/testenv"
 )
-
-// ownRedis is a redis-server this test starts (and kills) itself, with an
-// fsync-always AOF in dir so that what it acknowledged survives SIGKILL.
-type ownRedis struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (r *ownRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *ownRedis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
-	defer c.Close()
-	for i := 0; ; i++ {
-		if err := c.Ping(context.Background()).Err(); err == nil {
-			return
-		} else if i > 200 {
-			r.t.Fatalf("redis-server on %s did not come up: %v", r.addr(), err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// kill ends the server with SIGKILL, by its PID.
-func (r *ownRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
 
 type attempt struct {
 	key, buyer string
@@ -79,10 +27,8 @@ type attempt struct {
 // order, no order is missing from the index, sold equals paid units, and
 // the same Service serves again without a restart.
 func TestRedisOutageDuringCheckouts(t *testing.T) {
-	srv := &ownRedis{t: t, bin: testenv.LookPath(t, "redis-server", "apt-get install -y redis-server"), dir: t.TempDir(), port: freePort(t)}
-	srv.start()
-	t.Cleanup(srv.kill)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	srv := testenv.StartRedisServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = client.Close() })
 	st := NewRedisStore(client)
 	var clockSkew atomic.Int64
@@ -122,10 +68,10 @@ func TestRedisOutageDuringCheckouts(t *testing.T) {
 		}()
 	}
 	time.Sleep(500 * time.Millisecond)
-	srv.kill()
+	srv.Kill()
 	phase.Store(1)
 	time.Sleep(1500 * time.Millisecond)
-	srv.start()
+	srv.Start()
 	phase.Store(2)
 	time.Sleep(1500 * time.Millisecond)
 	close(stop)
@@ -214,4 +160,66 @@ func TestRedisOutageDuringCheckouts(t *testing.T) {
 	}
 	t.Logf("%d failed checkouts retried with their key; %d orders in the store, all indexed", retried, len(ids))
 	checkSoldInvariant(t, st)
+}
+
+// TestStoreUnreachable: with the store gone (Redis down, the bbolt file
+// closed) every cart route answers 503 store_unavailable with Retry-After,
+// never 500 internal.
+func TestStoreUnreachable(t *testing.T) {
+	routes := []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", "/api/products", nil},
+		{"GET", "/api/products/p1", nil},
+		{"POST", "/api/products", map[string]any{"id": "p2", "title": "P2", "price": map[string]any{"amount": 1, "currency": "eur"}, "stock": 1}},
+		{"PATCH", "/api/products/p1", map[string]any{"stock": 3}},
+		{"PUT", "/api/products/p1/deal", map[string]any{"price": map[string]any{"amount": 1, "currency": "eur"}, "ends_at": time.Now().Add(time.Hour)}},
+		{"DELETE", "/api/products/p1/deal", nil},
+		{"POST", "/api/carts", nil},
+		{"GET", "/api/carts/c1", nil},
+		{"PUT", "/api/carts/c1/items", map[string]any{"product_id": "p1", "quantity": 1}},
+		{"DELETE", "/api/carts/c1/items/p1", nil},
+		{"POST", "/api/checkout", map[string]any{"items": []map[string]any{{"product_id": "p1", "quantity": 1}}}},
+		{"GET", "/api/orders", nil},
+		{"GET", "/api/orders/o1", nil},
+		{"POST", "/api/orders/o1/cancel", nil},
+	}
+	check := func(t *testing.T, h *harness) {
+		for _, rt := range routes {
+			r := h.do(rt.method, rt.path, rt.body, "Authorization", "Bearer "+staffToken, "Idempotency-Key", "k1", "X-Buyer-Id", "b1")
+			if r.code != 503 || r.body["error"] != "store_unavailable" || r.hdr.Get("Retry-After") == "" || r.body["message"] == nil {
+				t.Errorf("%s %s: %d Retry-After=%q %s", rt.method, rt.path, r.code, r.hdr.Get("Retry-After"), r.raw)
+			}
+		}
+	}
+	t.Run("redis", func(t *testing.T) {
+		srv := testenv.StartRedisServer(t)
+		client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		h := newHarness(t, NewRedisStore(client), nil)
+		h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "p1", "title": "P1", "price": map[string]any{"amount": 1, "currency": "eur"}, "stock": 1}), 201, "")
+		srv.Kill()
+		check(t, h)
+		srv.Start() // and back, without restarting anything else
+		back := time.Now()
+		for r := h.buy("after", "b1", "p1", 1); r.code != 201; r = h.buy("after", "b1", "p1", 1) {
+			if r.code != 503 || time.Since(back) > 10*time.Second {
+				t.Fatalf("after the restart: %d %s", r.code, r.raw)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("checkouts work again %v after Redis is back", time.Since(back).Round(time.Millisecond))
+	})
+	t.Run("bolt", func(t *testing.T) {
+		db := openBolt(t, filepath.Join(t.TempDir(), "streamd.db"))
+		st, err := NewBoltStore(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, st, nil)
+		h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "p1", "title": "P1", "price": map[string]any{"amount": 1, "currency": "eur"}, "stock": 1}), 201, "")
+		_ = db.Close()
+		check(t, h)
+	})
 }

@@ -82,6 +82,8 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrBadKey):
 		httpx.WriteUnauthorized(w, true, "the publish key is wrong for stream "+stream)
 		return
+	case httpx.WriteStoreUnavailable(w, err):
+		return
 	case err != nil:
 		h.Logger.Error("whip auth", "stream", stream, "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not check the publish key")

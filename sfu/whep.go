@@ -42,6 +42,8 @@ func (s *SFU) handleWHEP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrClosed):
 		httpx.WriteError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; retry shortly")
 		return
+	case httpx.WriteStoreUnavailable(w, err):
+		return
 	case err != nil:
 		s.Logger.Error("whep subscribe", "stream", stream, "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not start the session")

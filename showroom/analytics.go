@@ -85,6 +85,9 @@ func (s *Server) handleAnalytics(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	orders, err := lister.ListOrders(r.Context(), stream, limit)
+	if httpx.WriteStoreUnavailable(w, err) {
+		return
+	}
 	if err != nil {
 		s.Logger.Error("analytics: list orders", "stream", stream, "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not read the orders")

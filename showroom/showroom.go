@@ -135,6 +135,9 @@ const maxCardBody = 8 << 10
 // the caller: "stream" on the staff API, "showroom" on visitor routes.
 func (s *Server) requireStream(w http.ResponseWriter, r *http.Request, id, kind string) bool {
 	ok, err := s.Streams.StreamExists(r.Context(), id)
+	if httpx.WriteStoreUnavailable(w, err) {
+		return false
+	}
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the "+kind)
 		return false

@@ -263,6 +263,7 @@ func (g *Registry) handleCreate(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.Is(err, ErrExists):
 		httpx.WriteError(w, http.StatusConflict, "exists", "a stream with id "+in.ID+" already exists")
+	case httpx.WriteStoreUnavailable(w, err):
 	case err != nil:
 		g.Logger.Error("create stream", "err", err)
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not store the stream")
@@ -276,6 +277,9 @@ func (g *Registry) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs, err := g.List(r.Context())
+	if httpx.WriteStoreUnavailable(w, err) {
+		return
+	}
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not list streams")
 		return
@@ -291,6 +295,9 @@ func (g *Registry) lookup(w http.ResponseWriter, r *http.Request) (Record, bool)
 	rec, err := g.Get(r.Context(), r.PathValue("id"))
 	if errors.Is(err, ErrNotFound) {
 		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("id"))
+		return rec, false
+	}
+	if httpx.WriteStoreUnavailable(w, err) {
 		return rec, false
 	}
 	if err != nil {
@@ -326,6 +333,9 @@ func (g *Registry) handleDelete(w http.ResponseWriter, r *http.Request) {
 	err := g.Delete(r.Context(), r.PathValue("id"))
 	if errors.Is(err, ErrNotFound) {
 		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("id"))
+		return
+	}
+	if httpx.WriteStoreUnavailable(w, err) {
 		return
 	}
 	if err != nil {

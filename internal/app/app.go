@@ -192,6 +192,9 @@ func (a *App) routes() {
 	a.Overlay.Register(ovMux)
 	m.HandleFunc("GET /ws/{stream}", func(w http.ResponseWriter, r *http.Request) {
 		ok, err := a.Streams.StreamExists(r.Context(), r.PathValue("stream"))
+		if httpx.WriteStoreUnavailable(w, err) {
+			return
+		}
 		if err != nil {
 			httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
 			return
