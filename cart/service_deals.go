@@ -26,9 +26,6 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 	if d.HoldTTL > maxDealHoldTTL {
 		return fieldErr("deal.hold_ttl_seconds", 0, fmt.Sprintf("a deal's hold time is at most %s", maxDealHoldTTL))
 	}
-	if d.EndsAt.After(s.Now().Add(maxDealLength)) {
-		return fieldErr("deal.ends_at", 0, fmt.Sprintf("a deal lasts at most %s", maxDealLength))
-	}
 	p, err := s.Store.GetProduct(ctx, productID)
 	if err != nil {
 		return err
@@ -52,7 +49,6 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 const (
 	maxDealUnits   = 1_000_000
 	maxDealHoldTTL = 24 * time.Hour
-	maxDealLength  = 30 * 24 * time.Hour
 )
 
 // CurrencyError says a deal's price is not in its product's currency.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -171,6 +172,9 @@ func (s *Server) handleCard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, status, code, msg := s.push(r.Context(), stream, req)
+	if status == http.StatusServiceUnavailable && code == "store_unavailable" {
+		w.Header().Set("Retry-After", strconv.Itoa(httpx.RetryAfterSeconds))
+	}
 	if status != 0 {
 		httpx.WriteError(w, status, code, msg)
 		return
@@ -201,6 +205,8 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 	p, err := s.Catalog.GetProduct(ctx, req.ProductID)
 	if errors.Is(err, cart.ErrNotFound) {
 		return pushResponse{}, http.StatusNotFound, "unknown_product", "no product " + req.ProductID
+	} else if errors.Is(err, httpx.ErrStoreUnavailable) {
+		return pushResponse{}, http.StatusServiceUnavailable, "store_unavailable", "the store is unreachable for a moment: retry after a few seconds"
 	} else if err != nil {
 		return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
 	}
@@ -213,8 +219,7 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 			return pushResponse{}, http.StatusInternalServerError, "internal", "could not read the product"
 		}
 	}
-	card := cardOf(p, s.Now())
-	b, _ := json.Marshal(card)
+	card, b := fitCard(cardOf(p, s.Now()))
 	ev, err := s.Overlay.PublishCard(ctx, stream, req.Action, b)
 	if err != nil {
 		s.Logger.Error("publish card", "stream", stream, "err", err)
@@ -256,6 +261,16 @@ func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMe
 	}
 	deal := cart.Deal{Price: *d.Price, EndsAt: ends.UTC(), Quantity: d.Quantity, PerBuyer: d.PerBuyer, HoldTTL: time.Duration(d.HoldTTLSeconds) * time.Second}
 	if err := s.Catalog.SetDeal(ctx, productID, deal); err != nil {
+		var fe *cart.FieldError
+		var ce *cart.CurrencyError
+		switch {
+		case errors.As(err, &ce):
+			return http.StatusUnprocessableEntity, "currency_mismatch", "deal refused: " + ce.Error()
+		case errors.As(err, &fe):
+			return http.StatusUnprocessableEntity, fe.Code(), "deal refused: " + fe.Error()
+		case errors.Is(err, httpx.ErrStoreUnavailable):
+			return http.StatusServiceUnavailable, "store_unavailable", "the store is unreachable for a moment: retry after a few seconds"
+		}
 		return http.StatusBadRequest, "invalid", "deal refused: " + err.Error()
 	}
 	return 0, "", ""
@@ -275,6 +290,33 @@ func cardOf(p cart.Product, now time.Time) Card {
 		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining}
 	}
 	return c
+}
+
+// cardBudget keeps a card under the overlay's card limit (32 KiB) with
+// room to spare. The cart's caps on free text keep most cards far below
+// it; a product with many long-titled SKUs is sent without its description
+// and then without SKU titles rather than being impossible to push.
+const cardBudget = 30 << 10
+
+func fitCard(c Card) (Card, []byte) {
+	b, _ := json.Marshal(c)
+	if len(b) > cardBudget {
+		c.Description = ""
+		b, _ = json.Marshal(c)
+	}
+	if len(b) > cardBudget {
+		skus := make([]CardSKU, len(c.SKUs))
+		for i, k := range c.SKUs {
+			skus[i] = CardSKU{ID: k.ID, Available: k.Available}
+		}
+		c.SKUs = skus
+		b, _ = json.Marshal(c)
+	}
+	for len(b) > cardBudget && len(c.SKUs) > 0 {
+		c.SKUs = c.SKUs[:len(c.SKUs)/2]
+		b, _ = json.Marshal(c)
+	}
+	return c, b
 }
 
 func (s *Server) seen(key string) (pushResponse, bool) {
