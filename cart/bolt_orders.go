@@ -128,7 +128,7 @@ func (s *BoltStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) 
 
 func (s *BoltStore) ListOrders(ctx context.Context, stream string, limit int) (_ []Order, err error) {
 	defer httpx.MarkBolt(&err)
-	var out []Order
+	out := []Order{}
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bOrderTime).Cursor()
 		for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
@@ -147,7 +147,7 @@ func (s *BoltStore) ListOrders(ctx context.Context, stream string, limit int) (_
 
 func (s *BoltStore) ExpiredOrders(ctx context.Context, now time.Time, limit int) (_ []string, err error) {
 	defer httpx.MarkBolt(&err)
-	var out []string
+	out := []string{}
 	nowMs := uint64(now.UnixMilli())
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bPending).Cursor()

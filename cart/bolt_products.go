@@ -131,7 +131,7 @@ func (s *BoltStore) GetProduct(ctx context.Context, id string) (_ Product, err e
 
 func (s *BoltStore) ListProducts(ctx context.Context) (_ []Product, err error) {
 	defer httpx.MarkBolt(&err)
-	var out []Product
+	out := []Product{}
 	now := time.Now()
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bProducts).ForEach(func(k, v []byte) error {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -228,5 +229,6 @@ func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (_ []string, _ in
 		}
 		active += int(res[1])
 	}
+	sort.Strings(changed) // as bbolt reports them
 	return changed, active, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -178,6 +179,7 @@ func (s *RedisStore) ExpiredOrders(ctx context.Context, now time.Time, limit int
 	if err != nil {
 		return nil, fmt.Errorf("expired orders: %w", err)
 	}
+	sort.Strings(ids) // as bbolt returns them
 	return ids, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -192,6 +193,8 @@ func (s *RedisStore) ListProducts(ctx context.Context) (_ []Product, err error) 
 		}
 		out = append(out, p)
 	}
+	// In id order, as bbolt lists them (a set has no order).
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 

@@ -1,0 +1,220 @@
+package cart
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// paritySteps runs one sequence of operations on a store and records every
+// result and error in full (ids the store makes are numbered in order of
+// appearance), so two stores can be compared field by field.
+func paritySteps(t *testing.T, s Store, now time.Time) []string {
+	ctx := context.Background()
+	var out []string
+	ids := map[string]string{}
+	rec := func(op string, v any, err error) {
+		var e any
+		var so *SoldOutError
+		var le *LimitError
+		switch {
+		case err == nil:
+		case errors.As(err, &so):
+			e = map[string]any{"sold_out": *so}
+		case errors.As(err, &le):
+			e = map[string]any{"limit": *le}
+		default:
+			for _, sent := range []error{ErrNotFound, ErrExists, ErrInactive, ErrSKURequired, ErrUnknownSKU, ErrHoldGone, ErrIllegalTransition, ErrInvalid} {
+				if errors.Is(err, sent) {
+					e = sent.Error()
+				}
+			}
+			if e == nil {
+				e = "other: " + err.Error()
+			}
+		}
+		b, _ := json.Marshal(map[string]any{"op": op, "result": v, "err": e})
+		line := string(b)
+		// Deal ids are random: number them.
+		for _, m := range dealIDRE.FindAllString(line, -1) {
+			if _, ok := ids[m]; !ok {
+				ids[m] = fmt.Sprintf("deal#%d", len(ids))
+			}
+			line = strings.ReplaceAll(line, m, ids[m])
+		}
+		out = append(out, line)
+	}
+	product := func(id string) {
+		p, err := s.GetProduct(ctx, id)
+		p.Deal = normDeal(p.Deal)
+		rec("get "+id, p, err)
+	}
+	res := func(name string, r ReserveRequest) {
+		if r.TTL == 0 {
+			r.TTL = time.Minute
+		}
+		if r.Now.IsZero() {
+			r.Now = now
+		}
+		h, err := s.Reserve(ctx, r)
+		rec("reserve "+name, h, err)
+	}
+	mk := func(p Product) {
+		p.Images = []string{}
+		rec("create "+p.ID, nil, s.CreateProduct(ctx, p))
+	}
+	eur := func(a int64) Money { return Money{Amount: a, Currency: "eur"} }
+
+	mk(Product{ID: "p", Title: "P", Description: "d", Price: eur(500), Active: true, PerBuyerLimit: 3, SKUs: []SKU{{ID: DefaultSKU, Stock: 5}}})
+	mk(Product{ID: "tee", Title: "Tee", Price: eur(900), Active: true, SKUs: []SKU{{ID: "s", Title: "S", Options: map[string]string{"size": "S"}, Stock: 2}, {ID: "m", Stock: 1}}})
+	mk(Product{ID: "off", Title: "Off", Price: eur(100), SKUs: []SKU{{ID: DefaultSKU, Stock: 1}}})
+	mk(Product{ID: "p", Title: "dup", SKUs: []SKU{{ID: DefaultSKU}}})
+	product("p")
+	product("tee")
+	product("nope")
+	res("ok", ReserveRequest{HoldID: "a", ProductID: "p", Quantity: 2, Buyer: "alice"})
+	res("sold out", ReserveRequest{HoldID: "b", ProductID: "p", Quantity: 4, Buyer: "bob"})
+	res("sold out sku", ReserveRequest{HoldID: "b", ProductID: "tee", SKU: "m", Quantity: 2})
+	res("limit", ReserveRequest{HoldID: "c", ProductID: "p", Quantity: 2, Buyer: "alice"})
+	res("re-set", ReserveRequest{HoldID: "a", ProductID: "p", Quantity: 3, Buyer: "alice"})
+	res("keep", ReserveRequest{HoldID: "a", ProductID: "p", Quantity: 1, Buyer: "alice", Keep: true})
+	res("sku required", ReserveRequest{HoldID: "d", ProductID: "tee", Quantity: 1})
+	res("unknown sku", ReserveRequest{HoldID: "d", ProductID: "tee", SKU: "xl", Quantity: 1})
+	res("inactive", ReserveRequest{HoldID: "d", ProductID: "off", Quantity: 1})
+	res("not found", ReserveRequest{HoldID: "d", ProductID: "nope", Quantity: 1})
+	res("sku", ReserveRequest{HoldID: "e", ProductID: "tee", SKU: "s", Quantity: 2, Buyer: "bob"})
+	product("tee")
+	h, err := s.Commit(ctx, "p", "a", now)
+	rec("commit a", h, err)
+	h, err = s.Commit(ctx, "p", "a", now)
+	rec("commit a again", h, err)
+	h, err = s.Commit(ctx, "p", "zz", now)
+	rec("commit unknown", h, err)
+	res("committed stays", ReserveRequest{HoldID: "a", ProductID: "p", Quantity: 1, Buyer: "alice"})
+	product("p")
+	d, err := s.SetDeal(ctx, "p", Deal{Price: eur(250), EndsAt: now.Add(time.Hour), Quantity: 2, PerBuyer: 1, HoldTTL: 30 * time.Second})
+	rec("set deal", normDeal(&d), err)
+	_, err = s.SetDeal(ctx, "nope", Deal{Price: eur(1), EndsAt: now.Add(time.Hour)})
+	rec("set deal unknown", nil, err)
+	res("deal", ReserveRequest{HoldID: "f", ProductID: "p", Quantity: 1, Buyer: "carol"})
+	res("deal limit", ReserveRequest{HoldID: "g", ProductID: "p", Quantity: 1, Buyer: "carol"})
+	res("deal sold out", ReserveRequest{HoldID: "g", ProductID: "p", Quantity: 2, Buyer: "dave"})
+	product("p")
+	ok, err := s.Release(ctx, "p", "f")
+	rec("release f", ok, err)
+	ok, err = s.Release(ctx, "p", "f")
+	rec("release f again", ok, err)
+	ok, err = s.Release(ctx, "nope", "f")
+	rec("release unknown product", ok, err)
+	rec("clear deal", nil, s.ClearDeal(ctx, "p"))
+	product("p")
+	res("short", ReserveRequest{HoldID: "x", ProductID: "tee", SKU: "m", Quantity: 1, TTL: 10 * time.Millisecond})
+	h, err = s.Commit(ctx, "tee", "x", now.Add(time.Second))
+	rec("commit expired", h, err)
+	res("short2", ReserveRequest{HoldID: "y", ProductID: "tee", SKU: "m", Quantity: 1, TTL: 10 * time.Millisecond})
+	changed, active, err := s.Sweep(ctx, now.Add(time.Second))
+	rec("sweep", map[string]any{"changed": changed, "active": active}, err)
+	price, title, off := eur(700), "P2", false
+	p, err := s.UpdateProduct(ctx, "p", ProductUpdate{Title: &title, Price: &price, Stock: map[string]int{"": 8}})
+	p.Deal = normDeal(p.Deal)
+	rec("update", p, err)
+	p, err = s.UpdateProduct(ctx, "tee", ProductUpdate{Stock: map[string]int{"": 8}})
+	rec("update sku required", p, err)
+	p, err = s.UpdateProduct(ctx, "tee", ProductUpdate{Stock: map[string]int{"xl": 8}})
+	rec("update unknown sku", p, err)
+	p, err = s.UpdateProduct(ctx, "nope", ProductUpdate{Active: &off})
+	rec("update unknown", p, err)
+	ps, err := s.ListProducts(ctx)
+	rec("list products", ps, err)
+
+	o := Order{ID: "o1", Status: StatusPending, Items: []OrderItem{{ProductID: "p", SKU: DefaultSKU, Quantity: 3, UnitPrice: eur(500), HoldID: "a"}},
+		Total: eur(1500), Buyer: "alice", Stream: "s1", IdempotencyKey: "k1", RequestHash: "h1", HoldExpiresAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now}
+	got, created, err := s.CreateOrder(ctx, o)
+	rec("create order", map[string]any{"o": got, "hash": got.RequestHash, "created": created}, err)
+	o2 := o
+	o2.ID, o2.RequestHash = "o2", "h2"
+	got, created, err = s.CreateOrder(ctx, o2)
+	rec("create order same key", map[string]any{"o": got, "hash": got.RequestHash, "created": created}, err)
+	o3 := o
+	o3.IdempotencyKey = "k3"
+	got, created, err = s.CreateOrder(ctx, o3)
+	rec("create order same id", map[string]any{"o": got, "created": created}, err)
+	got, err = s.OrderByKey(ctx, "k1")
+	rec("by key", map[string]any{"o": got, "hash": got.RequestHash}, err)
+	got, err = s.OrderByKey(ctx, "k9")
+	rec("by unknown key", got, err)
+	got, err = s.GetOrder(ctx, "o2")
+	rec("get o2", got, err)
+	eo, err := s.ExpiredOrders(ctx, now.Add(2*time.Minute), 10)
+	rec("expired", eo, err)
+	got, err = s.UpdateOrder(ctx, "o1", func(o *Order) error { return o.Transition(StatusPaid, now) })
+	rec("pay", got, err)
+	got, err = s.UpdateOrder(ctx, "o1", func(o *Order) error { return o.Transition(StatusPending, now) })
+	rec("back to pending", got, err)
+	got, err = s.UpdateOrder(ctx, "o9", func(o *Order) error { return nil })
+	rec("update unknown order", got, err)
+	eo, err = s.ExpiredOrders(ctx, now.Add(2*time.Minute), 10)
+	rec("expired after pay", eo, err)
+	os, err := s.ListOrders(ctx, "", 0)
+	rec("list orders", os, err)
+	os, err = s.ListOrders(ctx, "s2", 0)
+	rec("list orders other stream", os, err)
+
+	c := Cart{ID: "c1", Buyer: "b", Items: []CartItem{{OrderItem: OrderItem{ProductID: "p", SKU: DefaultSKU, Quantity: 1, HoldID: "h"}, ExpiresAt: now}}, UpdatedAt: now}
+	rec("put cart", nil, s.PutCart(ctx, c))
+	gc, err := s.GetCart(ctx, "c1")
+	rec("get cart", gc, err)
+	rec("delete cart", nil, s.DeleteCart(ctx, "c1"))
+	rec("delete cart again", nil, s.DeleteCart(ctx, "c1"))
+	gc, err = s.GetCart(ctx, "c1")
+	rec("get deleted cart", gc, err)
+	seen, err := s.SeenEvent(ctx, "evt")
+	rec("seen", seen, err)
+	rec("mark", nil, s.MarkEvent(ctx, "evt"))
+	seen, err = s.SeenEvent(ctx, "evt")
+	rec("seen after mark", seen, err)
+	return out
+}
+
+var dealIDRE = regexpMust(`[0-9a-f]{32}`)
+
+// normDeal drops what depends on the clock of the read (Remaining is
+// derived) so both stores' deals compare exactly.
+func normDeal(d *Deal) *Deal {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	c.EndsAt = c.EndsAt.UTC()
+	return &c
+}
+
+// TestStoreParity runs the same operation sequence on both stores and
+// compares every field of every result and error.
+func TestStoreParity(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	var runs [][]string
+	forEachStore(t, 4, func(t *testing.T, s Store) { runs = append(runs, paritySteps(t, s, now)) })
+	if len(runs) != 2 {
+		t.Skip("one store missing")
+	}
+	if len(runs[0]) != len(runs[1]) {
+		t.Fatalf("%d vs %d steps", len(runs[0]), len(runs[1]))
+	}
+	diffs := 0
+	for i := range runs[0] {
+		if !reflect.DeepEqual(runs[0][i], runs[1][i]) {
+			diffs++
+			t.Errorf("step %d differs:\n bolt:  %s\n redis: %s", i, runs[0][i], runs[1][i])
+		}
+	}
+	t.Logf("%d steps compared, %d differ", len(runs[0]), diffs)
+}
+
+func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
