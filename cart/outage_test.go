@@ -186,6 +186,10 @@ func TestStoreUnreachable(t *testing.T) {
 		{"POST", "/api/orders/o1/cancel", nil},
 	}
 	check := func(t *testing.T, h *harness) {
+		start := time.Now()
+		defer func() {
+			t.Logf("%d routes answered 503 in %v each on average", len(routes), time.Since(start)/time.Duration(len(routes)))
+		}()
 		for _, rt := range routes {
 			r := h.do(rt.method, rt.path, rt.body, "Authorization", "Bearer "+staffToken, "Idempotency-Key", "k1", "X-Buyer-Id", "b1")
 			if r.code != 503 || r.body["error"] != "store_unavailable" || r.hdr.Get("Retry-After") == "" || r.body["message"] == nil {
