@@ -67,7 +67,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_cart_checkouts_total",
-			Help: "Checkouts by outcome (created, replayed, sold_out, limit, invalid, error)."}, []string{"outcome"}),
+			Help: "Checkouts by outcome (created, replayed, sold_out, limit, invalid, unavailable, error)."}, []string{"outcome"}),
 		holdsActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_cart_holds_active",
 			Help: "Live stock holds (as of the last sweep)."}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_cart_orders_total",

@@ -278,6 +278,7 @@ var errPayment = errors.New("payment provider failed")
 func outcome(created bool, err error) string {
 	var so *SoldOutError
 	var le *LimitError
+	var fe *FieldError
 	switch {
 	case err == nil && created:
 		return "created"
@@ -287,7 +288,10 @@ func outcome(created bool, err error) string {
 		return "sold_out"
 	case errors.As(err, &le):
 		return "limit"
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound), errors.Is(err, ErrInactive),
+	case errors.Is(err, httpx.ErrStoreUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrKeyReused), errors.As(err, &fe),
+		errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound), errors.Is(err, ErrInactive),
 		errors.Is(err, ErrSKURequired), errors.Is(err, ErrUnknownSKU):
 		return "invalid"
 	}
