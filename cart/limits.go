@@ -8,6 +8,7 @@ package cart
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -20,6 +21,7 @@ const (
 	MaxTitleLen       = 200
 	MaxDescriptionLen = 2000
 	MaxImageURLLen    = 1024
+	MaxDataImageLen   = 4096 // a small inline image (data:image/...;base64,)
 	MaxImages         = 20
 	MaxSKUs           = 200
 	MaxSKUTitleLen    = 100
@@ -63,16 +65,27 @@ func capText(field, s string, limit int) error {
 	return nil
 }
 
-// checkImage accepts an http(s) URL or a site-relative path ("/static/...").
-// javascript:, data:, protocol-relative "//host" and the like are refused:
-// pages put these URLs in <img src>, and a shop's own uploads are served
-// from the site.
+var dataImageRE = regexp.MustCompile(`^data:image/(png|jpeg|gif|webp|avif|svg\+xml);base64,[A-Za-z0-9+/]+={0,2}$`)
+
+// checkImage accepts an http(s) URL, a site-relative path ("/static/...")
+// or a small inline image (data:image/<png|jpeg|gif|webp|avif|svg+xml>;base64).
+// javascript:, other data: URLs, protocol-relative "//host" and the like
+// are refused: pages put these URLs in <img src> and links.
 func checkImage(field, s string) error {
+	bad := func() error {
+		return fieldErr(field, 0, "must be an http(s) URL, a path on this site starting with /, or a base64 data:image/... URL")
+	}
+	if strings.HasPrefix(strings.ToLower(s), "data:") {
+		if err := capText(field, s, MaxDataImageLen); err != nil {
+			return err
+		}
+		if !dataImageRE.MatchString(s) {
+			return bad()
+		}
+		return nil
+	}
 	if err := capText(field, s, MaxImageURLLen); err != nil {
 		return err
-	}
-	bad := func() error {
-		return fieldErr(field, 0, "must be an http(s) URL or a path on this site starting with /")
 	}
 	if s == "" || strings.ContainsAny(s, " \t\r\n\\<>\"'") {
 		return bad()

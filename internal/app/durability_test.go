@@ -188,7 +188,7 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 				Sold int `json:"sold"`
 			} `json:"skus"`
 		}
-		api(t, "GET", base+"/api/products/tee", "", nil, &p)
+		api(t, "GET", base+"/api/products/tee", testStaff, nil, &p) // held/sold: staff only
 		held, sold := 0, 0
 		for _, s := range p.SKUs {
 			held += s.Held
