@@ -21,6 +21,7 @@ var (
 	bIdem       = []byte("cart.idem")       // idempotency key → order id
 	bCarts      = []byte("cart.carts")      // id → Cart
 	bEvents     = []byte("cart.events")     // webhook event id → be64(unix)
+	bClaims     = []byte("cart.claims")     // pid \0 holdID → the order that holds it
 )
 
 // BoltStore is the embedded Store on a bbolt file handed in by cmd/streamd.
@@ -33,7 +34,7 @@ type BoltStore struct {
 // NewBoltStore creates the cart buckets in db.
 func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bProducts, bHolds, bHoldExp, bBuyers, bDealBuyers, bOrders, bOrderTime, bPending, bIdem, bCarts, bEvents} {
+		for _, b := range [][]byte{bProducts, bHolds, bHoldExp, bBuyers, bDealBuyers, bOrders, bOrderTime, bPending, bIdem, bCarts, bEvents, bClaims} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

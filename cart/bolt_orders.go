@@ -50,6 +50,16 @@ func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool, 
 		if tx.Bucket(bOrders).Get([]byte(o.ID)) != nil {
 			return fmt.Errorf("order %s: %w", o.ID, ErrExists)
 		}
+		claims := tx.Bucket(bClaims)
+		for _, it := range o.Items {
+			k := holdKey(it.ProductID, it.HoldID)
+			if id := claims.Get(k); id != nil && string(id) != o.ID {
+				return fmt.Errorf("hold %s of order %s: %w", it.HoldID, id, ErrHoldClaimed)
+			}
+			if err := claims.Put(k, []byte(o.ID)); err != nil {
+				return err
+			}
+		}
 		if err := putOrder(tx, &o); err != nil {
 			return err
 		}

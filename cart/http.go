@@ -72,6 +72,9 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &ce):
 		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, "currency_mismatch",
 			ce.Error()+": price the deal in the product's currency", map[string]any{"field": "deal.price.currency", "currency": ce.Want})
+	case errors.Is(err, ErrHoldClaimed):
+		httpx.WriteError(w, http.StatusConflict, "already_ordered",
+			"this cart was just checked out by another request: look at your orders before buying again")
 	case errors.As(err, &so):
 		httpx.WriteErrorExtra(w, http.StatusConflict, "sold_out", "not enough stock left: lower the quantity or pick another product",
 			map[string]any{"product_id": so.ProductID, "sku": so.SKU, "available": so.Available, "deal": so.Deal})

@@ -198,3 +198,47 @@ func TestConcurrentReplays(t *testing.T) {
 		checkSoldInvariant(t, h.svc.Store)
 	})
 }
+
+// TestCartCheckoutTwoNodes: one cart checked out at once through two
+// Services (two nodes on one store) with different keys: one order, the
+// other request 409 already_ordered (or 404 when the cart is already gone),
+// never two orders on the same holds.
+func TestCartCheckoutTwoNodes(t *testing.T) {
+	forEachStore(t, 6, func(t *testing.T, st Store) {
+		h1, h2 := newHarness(t, st, nil), newHarness(t, st, nil)
+		h1.mustCode(h1.staff("POST", "/api/products", map[string]any{"id": "twin", "title": "Twin",
+			"price": map[string]any{"amount": 100, "currency": "eur"}, "stock": 1000}), 201, "")
+		created, refused := 0, 0
+		for i := range 40 {
+			c := h1.do("POST", "/api/carts", nil, "X-Buyer-Id", "eve")
+			h1.mustCode(c, 201, "")
+			id := c.body["cart_id"].(string)
+			h1.mustCode(h1.do("PUT", "/api/carts/"+id+"/items", map[string]any{"product_id": "twin", "quantity": 2}, "X-Buyer-Id", "eve"), 200, "")
+			var wg sync.WaitGroup
+			res := make([]resp, 2)
+			for j, h := range []*harness{h1, h2} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res[j] = h.do("POST", "/api/checkout", map[string]any{"cart_id": id}, "Idempotency-Key", fmt.Sprint("cart-", i, "-", j), "X-Buyer-Id", "eve")
+				}()
+			}
+			wg.Wait()
+			for _, r := range res {
+				switch {
+				case r.code == 201:
+					created++
+				case r.code == 409 && r.body["error"] == "already_ordered", r.code == 404:
+					refused++
+				default:
+					t.Fatalf("trial %d: %d %s", i, r.code, r.raw)
+				}
+			}
+		}
+		t.Logf("40 carts checked out twice at once: %d orders, %d refused", created, refused)
+		if created != 40 {
+			t.Errorf("%d orders for 40 carts", created)
+		}
+		checkSoldInvariant(t, st)
+	})
+}

@@ -22,15 +22,22 @@ func (s *RedisStore) idemKey(k string) string   { return s.prefix + "idem:" + ha
 // createOrderScript writes an order, its idempotency record and its index
 // entries in one atomic step: there is never an order that the index, the
 // sweeper or a retry with the same key cannot find.
-// KEYS: order, idem, orders, orders:stream:<s>, pending
+// Each hold is claimed by the order: two orders never share a hold.
+// KEYS: order, idem, orders, orders:stream:<s>, pending, claim:<hold>...
 // ARGV: id, order JSON, created ms, hold expiry ms, pending?, keyed?, stream?
-// → {1} created, {0, id} the key names an order already, {-1} the id exists.
+// → {1} created, {0, id} the key names an order already, {-1} the id
+// exists, {-2, id} a hold is another order's.
 var createOrderScript = redis.NewScript(`
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[2])
   if prev then return {0, prev} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+for i = 6, #KEYS do
+  local c = redis.call('GET', KEYS[i])
+  if c and c ~= ARGV[1] then return {-2, c} end
+end
+for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -54,6 +61,9 @@ func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool,
 	}
 	keys := []string{s.orderKey(o.ID), s.idemKey(o.IdempotencyKey), s.prefix + "orders",
 		s.prefix + "orders:stream:" + o.Stream, s.prefix + "pending"}
+	for _, it := range o.Items {
+		keys = append(keys, s.prefix+"claim:"+it.ProductID+"\x00"+it.HoldID)
+	}
 	res, err := createOrderScript.Run(ctx, s.c, keys, o.ID, b, o.CreatedAt.UnixMilli(), o.HoldExpiresAt.UnixMilli(),
 		flag(o.Status == StatusPending), flag(o.IdempotencyKey != ""), flag(o.Stream != "")).Slice()
 	if err != nil {
@@ -65,6 +75,8 @@ func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool,
 	case 0:
 		prev, err := s.GetOrder(ctx, res[1].(string))
 		return prev, false, err
+	case -2:
+		return Order{}, false, fmt.Errorf("a hold of order %s: %w", res[1], ErrHoldClaimed)
 	}
 	return Order{}, false, fmt.Errorf("order %s: %w", o.ID, ErrExists)
 }

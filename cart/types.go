@@ -275,6 +275,9 @@ var (
 	ErrHoldGone          = errors.New("hold expired or released")
 	ErrIllegalTransition = errors.New("illegal order transition")
 	ErrInvalid           = errors.New("invalid")
+	// ErrHoldClaimed: an order names a hold another order already has (two
+	// checkouts of one cart with different keys).
+	ErrHoldClaimed = errors.New("hold already in another order")
 )
 
 // SoldOutError says a reservation could not be met; Available is what is left.
