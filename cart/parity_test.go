@@ -30,7 +30,7 @@ func paritySteps(t *testing.T, s Store, now time.Time) []string {
 		case errors.As(err, &le):
 			e = map[string]any{"limit": *le}
 		default:
-			for _, sent := range []error{ErrNotFound, ErrExists, ErrInactive, ErrSKURequired, ErrUnknownSKU, ErrHoldGone, ErrIllegalTransition, ErrInvalid} {
+			for _, sent := range []error{ErrNotFound, ErrExists, ErrInactive, ErrSKURequired, ErrUnknownSKU, ErrHoldGone, ErrIllegalTransition, ErrInvalid, ErrHoldClaimed} {
 				if errors.Is(err, sent) {
 					e = sent.Error()
 				}
@@ -145,6 +145,12 @@ func paritySteps(t *testing.T, s Store, now time.Time) []string {
 	o3.IdempotencyKey = "k3"
 	got, created, err = s.CreateOrder(ctx, o3)
 	rec("create order same id", map[string]any{"o": got, "created": created}, err)
+	o4 := o
+	o4.ID, o4.IdempotencyKey = "o4", "k4"
+	got, created, err = s.CreateOrder(ctx, o4)
+	rec("create order on a claimed hold", map[string]any{"o": got, "created": created}, err)
+	got, err = s.OrderByKey(ctx, "k4")
+	rec("by key of the refused order", got, err)
 	got, err = s.OrderByKey(ctx, "k1")
 	rec("by key", map[string]any{"o": got, "hash": got.RequestHash}, err)
 	got, err = s.OrderByKey(ctx, "k9")

@@ -32,8 +32,10 @@ type Store interface {
 	// changed and the number of live holds.
 	Sweep(ctx context.Context, now time.Time) (changed []string, active int, err error)
 
-	// CreateOrder stores a new order with its idempotency record. When the
-	// key is already used it returns that order and false.
+	// CreateOrder stores a new order with its idempotency record, its index
+	// entries and its claim on each item's hold, in one atomic step. When
+	// the key is already used it returns that order and false;
+	// ErrHoldClaimed when another order has one of the holds.
 	CreateOrder(ctx context.Context, o Order) (Order, bool, error)
 	GetOrder(ctx context.Context, id string) (Order, error)
 	OrderByKey(ctx context.Context, idempotencyKey string) (Order, error)
