@@ -70,7 +70,21 @@ func TestRedisOutageDuringCheckouts(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	srv.Kill()
 	phase.Store(1)
-	time.Sleep(1500 * time.Millisecond)
+	// Stay down until buyers have seen the outage (under load a request may
+	// outlast a short one in the client's retries).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for _, o := range outs {
+			if o.r.code == 503 {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n >= 16 || time.Now().After(deadline) {
+			break
+		}
+	}
 	srv.Start()
 	phase.Store(2)
 	// Run on until orders flow again (the client reconnects by itself).
