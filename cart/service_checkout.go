@@ -126,11 +126,6 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 		if err := capText("cart_id", req.CartID, maxRefLen); err != nil {
 			return Order{}, false, err
 		}
-		// Two checkouts of one cart on this node must not both turn its
-		// holds into orders.
-		mu := s.cartLock(req.CartID)
-		mu.Lock()
-		defer mu.Unlock()
 	} else if lines, err = buyNowLines(req.Items); err != nil {
 		return Order{}, false, err
 	}
