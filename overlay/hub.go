@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	readLimit      = 1024
+	readLimit      = 4096             // a chat message of 280 characters, JSON-escaped
 	readTimeout    = 75 * time.Second // client pings every few s; server pings every pingEvery
 	pingEvery      = 30 * time.Second
 	closeGrace     = time.Second
@@ -97,6 +97,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(readLimit)
 	c := &conn{s: s, ws: ws, done: make(chan struct{}), notify: make(chan struct{}, 1), q: make([]qentry, 8)}
+	if s.Chat != nil {
+		c.viewer, c.hasViewer = s.Chat.Viewer(r)
+	}
 	if !s.goOwned(func() { c.run(stream, resume, since, epoch) }) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(closeGrace))
 		_ = ws.Close()
@@ -180,6 +183,7 @@ func (r *room) deliver(ev Event) {
 
 func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time) {
 	e := qentry{pm: pm, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
+	skip := qentry{seq: ev.Seq, size: skipEntrySize, at: now}
 	r.mu.Lock()
 	for _, c := range r.conns {
 		if c.syncing {
@@ -201,6 +205,10 @@ func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time)
 		c.sentSeq = ev.Seq
 		if c.epoch == "" {
 			c.epoch = ev.Epoch // joined before the stream's first event
+		}
+		if ev.Audience != "" && ev.Audience != c.viewer.ID {
+			c.enqueue(skip)
+			continue
 		}
 		c.enqueue(e)
 	}

@@ -373,7 +373,7 @@ func TestHubClientMessages(t *testing.T) {
 		// Oversized message: closed with 1009.
 		c = dial(t, ts, "c", "")
 		c.next(t)
-		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","t":1,"pad":"`+strings.Repeat("x", 2000)+`"}`))
+		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","t":1,"pad":"`+strings.Repeat("x", 5000)+`"}`))
 		if err := c.closed(t); closeCode(err) != websocket.CloseMessageTooBig {
 			t.Fatalf("oversized: %v", err)
 		}
