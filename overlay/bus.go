@@ -126,10 +126,11 @@ type Bus interface {
 	// React adds counts (emoji → taps) to the stream's pending reactions
 	// and, unless a reactions event was published less than every ago (by
 	// any node), publishes all pending counts as one event
-	// {"type":"reactions","seq":N,"counts":{...},"server_time":nowMS}
-	// (ev.Seq > 0; ev.Data may be empty). pending is true when counts
-	// wait for a later call (an empty counts map just retries).
-	React(ctx context.Context, stream string, counts map[string]int, every time.Duration, nowMS int64) (ev Event, pending bool, err error)
+	// {"type":"reactions","seq":N,"counts":{...},"server_time":ms}
+	// (ev.Seq > 0; ev.Data may be empty), stamped on the clock that keeps
+	// the period. pending is true when counts wait for a later call (an
+	// empty counts map just retries).
+	React(ctx context.Context, stream string, counts map[string]int, every time.Duration) (ev Event, pending bool, err error)
 	Close() error
 }
 
@@ -276,7 +277,7 @@ func (b *MemoryBus) publishLocked(st *memStream, stream string, p Publication) E
 }
 
 // React implements Bus.
-func (b *MemoryBus) React(ctx context.Context, stream string, counts map[string]int, every time.Duration, nowMS int64) (Event, bool, error) {
+func (b *MemoryBus) React(ctx context.Context, stream string, counts map[string]int, every time.Duration) (Event, bool, error) {
 	st, err := b.stream(stream, true)
 	if err != nil {
 		return Event{}, false, err
@@ -284,7 +285,7 @@ func (b *MemoryBus) React(ctx context.Context, stream string, counts map[string]
 	st.mu.Lock()
 	if st.dead {
 		st.mu.Unlock()
-		return b.React(ctx, stream, counts, every, nowMS)
+		return b.React(ctx, stream, counts, every)
 	}
 	defer st.mu.Unlock()
 	for k, n := range counts {
@@ -303,7 +304,7 @@ func (b *MemoryBus) React(ctx context.Context, stream string, counts map[string]
 		return Event{}, true, nil
 	}
 	st.reactT = now
-	rest := appendServerTime(appendCounts(nil, st.react), nowMS)
+	rest := appendServerTime(appendCounts(nil, st.react), now.UnixMilli())
 	clear(st.react)
 	return b.publishLocked(st, stream, Publication{Type: "reactions", Rest: rest}), false, nil
 }

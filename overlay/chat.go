@@ -232,7 +232,7 @@ func (s *Server) reactLoop() {
 		}
 		for stream := range waiting {
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-			_, still, err := s.Bus.React(ctx, stream, pending[stream], s.ReactInterval, time.Now().UnixMilli())
+			_, still, err := s.Bus.React(ctx, stream, pending[stream], s.ReactInterval)
 			cancel()
 			if err != nil {
 				s.log.Warn("overlay: reactions", "stream", stream, "err", err)

@@ -16,26 +16,28 @@ import (
 
 // reactScript adds counts to the pending reactions and publishes them all
 // unless the gate (one reactions event per period, for every node) is shut.
-// ARGV: new epoch, history size, channel, period ms, server time ms, then
-// emoji, count pairs.
+// ARGV: new epoch, history size, channel, period ms, then emoji, count
+// pairs. server_time is Redis' clock, the one that keeps the period.
 var reactScript = redis.NewScript(luaPublish + `
-for i = 6, #ARGV, 2 do redis.call('HINCRBY', KEYS[7], ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do redis.call('HINCRBY', KEYS[7], ARGV[i], ARGV[i + 1]) end
 if redis.call('EXISTS', KEYS[7]) == 0 then return {0} end
 if not redis.call('SET', KEYS[8], '1', 'NX', 'PX', ARGV[4]) then return {2} end
 local all = redis.call('HGETALL', KEYS[7])
 redis.call('DEL', KEYS[7])
 local parts = {}
 for i = 1, #all, 2 do parts[#parts + 1] = cjson.encode(all[i]) .. ':' .. all[i + 1] end
-local seq, epoch = publish(ARGV[1], 'reactions', '"counts":{' .. table.concat(parts, ',') .. '},"server_time":' .. ARGV[5] .. '}', ARGV[2], ARGV[3], '', '')
+local t = redis.call('TIME')
+local ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local seq, epoch = publish(ARGV[1], 'reactions', '"counts":{' .. table.concat(parts, ',') .. '},"server_time":' .. ms .. '}', ARGV[2], ARGV[3], '', '')
 return {1, seq, epoch}
 `)
 
 // React implements Bus.
-func (b *RedisBus) React(ctx context.Context, stream string, counts map[string]int, every time.Duration, nowMS int64) (Event, bool, error) {
+func (b *RedisBus) React(ctx context.Context, stream string, counts map[string]int, every time.Duration) (Event, bool, error) {
 	if b.ctx.Err() != nil {
 		return Event{}, false, ErrBusClosed
 	}
-	args := []any{newID(), b.historySize, b.channel(stream), max(1, every.Milliseconds()), nowMS}
+	args := []any{newID(), b.historySize, b.channel(stream), max(1, every.Milliseconds())}
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		if counts[k] > 0 {
 			args = append(args, k, counts[k])
