@@ -141,7 +141,13 @@ list.addEventListener('click', async (e) => {
   if (!li) return;
   const m = C.messages.get(li.dataset.id);
   const act = e.target.closest('[data-act]');
-  if (!act) { C.selected = C.selected === m.id ? null : m.id; render(); return; }
+  if (!act) {
+    C.selected = C.selected === m.id ? null : m.id;
+    render();
+    const sel = list.querySelector('.cchat-msg.selected');
+    if (sel) sel.scrollIntoView({ block: 'nearest' }); // its actions in view
+    return;
+  }
   let r;
   switch (act.dataset.act) {
     case 'reply': C.replyTo = m; C.selected = null; render(); $('.cchat-reply input').focus(); return;
@@ -158,7 +164,7 @@ list.addEventListener('click', async (e) => {
       break;
     default: return;
   }
-  C.selected = null;
+  if (C.selected === m.id) C.selected = null; // staff may have moved on meanwhile
   render();
 });
 
