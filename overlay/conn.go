@@ -15,7 +15,6 @@ import (
 
 type pendingEvent struct {
 	ev Event
-	pm *websocket.PreparedMessage
 }
 
 type conn struct {
@@ -46,7 +45,8 @@ type conn struct {
 	notify    chan struct{}
 
 	// writer-only
-	buf []byte
+	buf  []byte
+	skip []byte
 }
 
 func (c *conn) run(stream string, resume bool, since uint64, epoch string) {
@@ -156,10 +156,10 @@ func (c *conn) sync(resume bool, since uint64, epoch string) {
 	}
 	now := time.Now()
 	if snap != nil {
-		c.enqueue(qentry{raw: snap, size: len(snap), at: now})
+		c.enqueue(qentry{data: snap, size: len(snap), at: now})
 	}
 	for _, ev := range history {
-		c.enqueue(c.entry(ev, nil, now))
+		c.enqueue(c.entry(ev, now))
 	}
 	c.sentSeq, c.epoch, c.syncing = last, epoch, false
 	pending := c.pending
@@ -174,19 +174,16 @@ func (c *conn) sync(resume bool, since uint64, epoch string) {
 			return
 		}
 		c.sentSeq = p.ev.Seq
-		c.enqueue(c.entry(p.ev, p.pm, now))
+		c.enqueue(c.entry(p.ev, now))
 	}
 }
 
 // entry is ev as queued for c: a skip marker when ev is for another viewer.
-func (c *conn) entry(ev Event, pm *websocket.PreparedMessage, now time.Time) qentry {
+func (c *conn) entry(ev Event, now time.Time) qentry {
 	if ev.Audience != "" && ev.Audience != c.viewer.ID {
 		return qentry{seq: ev.Seq, size: skipEntrySize, at: now}
 	}
-	if pm != nil {
-		return qentry{pm: pm, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
-	}
-	return qentry{raw: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
+	return qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
 }
 
 // resyncLocked (r.mu held) starts a sync from c's last seq.

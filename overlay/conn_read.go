@@ -91,5 +91,5 @@ func (c *conn) reply(typ, members string, withEpoch bool) {
 		b = strconv.AppendQuote(b, c.epoch)
 	}
 	b = append(b, '}')
-	c.enqueue(qentry{raw: b, size: len(b), at: time.Now()})
+	c.enqueue(qentry{data: b, size: len(b), at: time.Now()})
 }

@@ -174,15 +174,11 @@ func (r *room) deliver(ev Event) {
 		r.mu.Unlock()
 		return
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, ev.Data)
-	if err != nil {
-		return
-	}
-	r.broadcast(ev, pm, time.Now())
+	r.broadcast(ev, time.Now())
 }
 
-func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time) {
-	e := qentry{pm: pm, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
+func (r *room) broadcast(ev Event, now time.Time) {
+	e := qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
 	skip := qentry{seq: ev.Seq, size: skipEntrySize, at: now}
 	r.mu.Lock()
 	for _, c := range r.conns {
@@ -191,7 +187,7 @@ func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time)
 				c.slow()
 				continue
 			}
-			c.pending = append(c.pending, pendingEvent{ev: ev, pm: pm})
+			c.pending = append(c.pending, pendingEvent{ev: ev})
 			continue
 		}
 		if ev.Seq <= c.sentSeq {
@@ -199,7 +195,7 @@ func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time)
 		}
 		if ev.Seq != c.sentSeq+1 {
 			c.resyncLocked()
-			c.pending = append(c.pending, pendingEvent{ev: ev, pm: pm})
+			c.pending = append(c.pending, pendingEvent{ev: ev})
 			continue
 		}
 		c.sentSeq = ev.Seq
