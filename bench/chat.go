@@ -31,6 +31,7 @@ type chatStats struct {
 	hist    []atomic.Int64 // latency histogram, latBucketMS per bucket
 	maxLat  atomic.Int64   // ns
 	dups    atomic.Int64
+	recv    atomic.Int64 // chat messages received, all viewers
 	react   atomic.Int64 // reactions events received (all viewers)
 	seqGaps atomic.Int64
 	refused atomic.Int64 // error replies to chatters
@@ -110,6 +111,7 @@ func (v *chatViewer) read(st *chatStats) {
 				continue
 			}
 			v.got[w] |= bit
+			st.recv.Add(1)
 			if t0 := st.sent[n].Load(); t0 > 0 {
 				lat := now - t0
 				bk := min(int(float64(lat)/1e6/latBucketMS), len(st.hist)-1)
@@ -170,7 +172,7 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 	wsURL := "ws" + strings.TrimPrefix(srv.Base, "http") + "/ws/" + stream
 	d := &websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 256}
 	total := int(o.ChatDuration.Seconds()) * o.Chatters
-	st := &chatStats{sent: make([]atomic.Int64, total), hist: make([]atomic.Int64, int(5000/latBucketMS))}
+	st := &chatStats{sent: make([]atomic.Int64, total), hist: make([]atomic.Int64, int(60000/latBucketMS))}
 	rssBase, _ := procRSS(srv.PID)
 
 	// Viewers, 64 dials at a time.
@@ -319,7 +321,24 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	lwg.Wait()
 	cores, cpu, self := u.end()
-	time.Sleep(2 * time.Second) // the last deliveries land
+	// The last deliveries land: wait while they still arrive (a loaded
+	// machine delays them; what never comes is missing).
+	sentN := 0
+	for i := range st.sent {
+		if st.sent[i].Load() > 0 {
+			sentN++
+		}
+	}
+	accepted := sentN - int(st.refused.Load())
+	want := int64(accepted) * int64(len(viewers))
+	drain := time.Now()
+	for last, still := st.recv.Load(), time.Now(); st.recv.Load() < want && time.Since(still) < 5*time.Second && time.Since(drain) < 60*time.Second; time.Sleep(100 * time.Millisecond) {
+		if n := st.recv.Load(); n != last {
+			last, still = n, time.Now()
+		}
+		e.Progress.Set("chat: draining, %d of %d deliveries", st.recv.Load(), want)
+	}
+	drainS := time.Since(drain).Seconds()
 	mAfter, _ := scrape(ctx, srv.Base+"/metrics")
 	closed := 0
 	for _, v := range viewers {
@@ -334,13 +353,6 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 		}
 	}
 
-	sentN := 0
-	for i := range st.sent {
-		if st.sent[i].Load() > 0 {
-			sentN++
-		}
-	}
-	accepted := sentN - int(st.refused.Load())
 	missing := 0
 	for _, v := range viewers {
 		received := 0
@@ -361,6 +373,7 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 	r.add("duplicates", st.dups.Load())
 	r.add("seq_gaps", st.seqGaps.Load())
 	r.add("closed", closed)
+	r.add("drain_s", drainS)
 	r.add("reactions_msgs_per_viewer_s", float64(st.react.Load())/float64(len(viewers))/o.ChatDuration.Seconds())
 	r.add("p50_ms", histPercentile(st.hist, 0.5))
 	r.add("p99_ms", histPercentile(st.hist, 0.99))
