@@ -51,7 +51,7 @@ func TestChatBrowser(t *testing.T) {
 		t.Helper()
 		waitJS(t, tab, 5*time.Second, `!document.querySelector('.chat-name-form').hidden`)
 		eval[bool](t, tab, fmt.Sprintf(`(() => { document.querySelector('.chat-name-form .chat-input').value = %q; document.querySelector('.chat-name-form').requestSubmit(); return true })()`, name))
-		waitJS(t, tab, 10*time.Second, `!!streamdPlayer.chat.me && document.querySelector('.chat-name-form').hidden`)
+		waitJS(t, tab, 10*time.Second, `!!(window.streamdPlayer || window.streamdVisit).chat.me && document.querySelector('.chat-name-form').hidden`)
 	}
 	hasMsg := func(text string) string {
 		return fmt.Sprintf(`[...document.querySelectorAll('.chat-list .chat-text')].some((e) => e.textContent === %q)`, text)
@@ -196,6 +196,21 @@ func TestChatBrowser(t *testing.T) {
 		if n := eval[int](t, p2, `document.querySelectorAll('.heart').length`); n == 0 {
 			t.Log("no hearts floating on the other viewer any more (they fade after ~3 s)")
 		}
+	})
+
+	t.Run("showroom visitor", func(t *testing.T) {
+		v := b.Visitor(t)
+		viewport(t, v, 375, 667, 2)
+		if err := browsertest.Open(v, base+"/visit/"+stream, "#chat-root"); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, v, 10*time.Second, `!!window.streamdVisit && streamdVisit.overlay.lastSeq !== null && !!document.querySelector('#chat-root .chat-input') && `+hasMsg("Does it come in M?"))
+		say(t, v, "Is the mug dishwasher safe?")
+		join(t, v, "Cleo")
+		for _, tab := range []context.Context{v, p1} {
+			waitJS(t, tab, 10*time.Second, hasMsg("Is the mug dishwasher safe?"))
+		}
+		artifact(t, v, "visit-chat.png")
 	})
 
 	t.Run("layout", func(t *testing.T) {

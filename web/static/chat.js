@@ -1,6 +1,7 @@
-// Live chat and reactions in the player (/watch/{stream}).
+// Live chat and reactions in the player (/watch/{stream}) and on the
+// showroom visitor page (/visit/{showroom}, inline under the card).
 // Messages, deletes, pins, the chat mode and aggregated reactions arrive on
-// the overlay socket (window.streamdPlayer.overlay); the viewer sends
+// the overlay socket (window.streamdPlayer or streamdVisit .overlay); the viewer sends
 // {"type":"chat","text"} and {"type":"react","emoji","count"} on it. A
 // display name is asked on the first message (POST /api/viewer sets the
 // signed cookie; the socket then reconnects to carry it).
@@ -8,8 +9,9 @@
 // The panel sits above the product card and never covers it or Buy: on a
 // phone it is lifted over the card's top edge, and it collapses to a pill.
 // User text is rendered with textContent only.
-const player = window.streamdPlayer;
-const stage = document.querySelector('.stage');
+// host: the page's overlay connection and its listener lists.
+const player = window.streamdPlayer || window.streamdVisit;
+const stage = document.querySelector('.stage') || document.getElementById('chat-root');
 const EMOJI = ['❤️', '🔥', '😂', '👏', '😮'];
 const MAX_SHOWN = 60;
 
