@@ -39,6 +39,7 @@ type conn struct {
 	q         []qentry // ring
 	head, n   int
 	qbytes    int
+	inflight  int // bytes popped by the writer, not yet written
 	closing   bool
 	closeCode int
 	closeText string

@@ -4,6 +4,7 @@
 package overlay
 
 import (
+	"net"
 	"strconv"
 	"time"
 
@@ -41,7 +42,9 @@ func (c *conn) enqueue(e qentry) {
 			}
 		}
 	}
-	if c.n > 0 && c.qbytes+e.size > c.s.QueueBytes {
+	// Bytes the writer took but has not sent yet count: a batch stuck on a
+	// full socket must not hide the backlog.
+	if (c.n > 0 || c.inflight > 0) && c.qbytes+c.inflight+e.size > c.s.QueueBytes {
 		c.qmu.Unlock()
 		c.slow()
 		return
@@ -107,6 +110,7 @@ func (c *conn) pop() (qentry, bool, bool) {
 	}
 	c.n--
 	c.qbytes -= e.size
+	c.inflight += e.size
 	return e, true, false
 }
 
@@ -156,9 +160,17 @@ func (c *conn) writeLoop() {
 			if len(c.buf) > 0 {
 				_ = nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
 				if _, err := nc.Write(c.buf); err != nil {
+					// A write that outlasts WriteTimeout is a slow consumer
+					// too (counted once: slow() knows when it is closing).
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						c.slow()
+					}
 					c.close(0, "")
 					return
 				}
+				c.qmu.Lock()
+				c.inflight = 0
+				c.qmu.Unlock()
 				for _, e := range batch {
 					c.s.m.sent.Inc()
 					c.s.m.pushDelay.Observe(time.Since(e.at).Seconds())
