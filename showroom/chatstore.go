@@ -57,6 +57,7 @@ type MemoryChatStore struct {
 	settings map[string]ChatSettings
 	bans     map[string]map[string]string
 	buckets  map[string]bucket // stream \x00 viewer
+	swept    time.Time
 }
 
 type bucket struct {
@@ -143,13 +144,14 @@ func (m *MemoryChatStore) Allow(_ context.Context, stream, viewer string, every 
 	b.tokens--
 	b.last = now
 	m.buckets[k] = b
-	// Full buckets are forgotten, so the map holds only recent senders.
-	for key, o := range m.buckets {
-		if len(m.buckets) < 4096 {
-			break
-		}
-		if now.Sub(o.at) > time.Duration(burst)*every && now.Sub(o.last) > maxSlow {
-			delete(m.buckets, key)
+	// Full buckets are forgotten (at most once a minute, past 4096), so the
+	// map holds only recent senders.
+	if len(m.buckets) >= 4096 && now.Sub(m.swept) > time.Minute {
+		m.swept = now
+		for key, o := range m.buckets {
+			if now.Sub(o.at) > time.Duration(burst)*every && now.Sub(o.last) > maxSlow {
+				delete(m.buckets, key)
+			}
 		}
 	}
 	return true, nil
