@@ -66,6 +66,7 @@ func tinyOptions(t *testing.T, scenario string) Options {
 	o.Width, o.Height, o.Bitrate = 640, 360, "800k"
 	o.Viewers, o.OverlayDuration, o.CardInterval = []int{5, 20}, time.Second, 200*time.Millisecond
 	o.Stock, o.Buyers, o.Conns, o.Redis = 5, 50, 16, ""
+	o.ChatViewers, o.Chatters, o.ReactRate, o.ChatDuration = 30, 4, 10, 3*time.Second
 	o.Codecs, o.GlassDuration, o.Cards = []string{"vp8"}, 3*time.Second, 2
 	return o
 }
@@ -179,6 +180,19 @@ func TestOverlaySmoke(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.Out, "overlay.svg")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestChatSmoke(t *testing.T) {
+	rows := run(t, tinyOptions(t, "chat"))
+	r := rows[0]
+	want(t, r, "sent", func(v float64) bool { return v == 12 }, "12")
+	want(t, r, "refused", zero, "0")
+	want(t, r, "missing", zero, "0")
+	want(t, r, "duplicates", zero, "0")
+	want(t, r, "seq_gaps", zero, "0")
+	want(t, r, "closed", zero, "0")
+	want(t, r, "p99_ms", positive, "> 0")
+	want(t, r, "reactions_msgs_per_viewer_s", func(v float64) bool { return v > 0 && v <= 13.0/3 }, "in (0, 13/3]") // one per 250 ms over 3 s
 }
 
 func TestCheckoutSmoke(t *testing.T) {

@@ -54,6 +54,12 @@ type Options struct {
 	OverlayDuration time.Duration
 	CardInterval    time.Duration
 
+	// chat
+	ChatViewers  int
+	Chatters     int
+	ReactRate    int
+	ChatDuration time.Duration
+
 	// checkout
 	Stock  int
 	Buyers int
@@ -73,6 +79,7 @@ func defaultOptions() Options {
 		Subscribers: []int{50, 150, 300}, Duration: 10 * time.Second,
 		Width: 1280, Height: 720, SubNACK: true, Bitrate: "2500k", Ingest: "whip",
 		Viewers: []int{1000, 10000}, OverlayDuration: 30 * time.Second, CardInterval: time.Second,
+		ChatViewers: 5000, Chatters: 50, ReactRate: 200, ChatDuration: 20 * time.Second,
 		Stock: 100, Buyers: 5000, Conns: 256, Redis: "redis://127.0.0.1:6379/12",
 		Codecs: []string{"vp8", "h264"}, GlassDuration: 6 * time.Second, Cards: 5,
 	}
@@ -82,7 +89,7 @@ func main() {
 	o := defaultOptions()
 	var scen, subs, viewers, codecs string
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	fs.StringVar(&scen, "scenario", strings.Join(o.Scenarios, ","), "scenarios to run: fanout,overlay,checkout,glass")
+	fs.StringVar(&scen, "scenario", strings.Join(o.Scenarios, ","), "scenarios to run: fanout,overlay,checkout,glass,chat")
 	fs.StringVar(&o.Out, "out", "", "results folder (default bench-results/<timestamp>)")
 	fs.StringVar(&o.Cache, "cache", "bench-results/cache", "cache folder for the encoded clip")
 	fs.StringVar(&o.Streamd, "streamd", "", "streamd binary to start (default: go build ./cmd/streamd)")
@@ -105,6 +112,10 @@ func main() {
 	fs.StringVar(&viewers, "m", joinInts(o.Viewers), "overlay: WebSocket viewer counts, ramped")
 	fs.DurationVar(&o.OverlayDuration, "overlay-duration", o.OverlayDuration, "overlay: card pushes per step last this long")
 	fs.DurationVar(&o.CardInterval, "card-interval", o.CardInterval, "overlay: time between card pushes")
+	fs.IntVar(&o.ChatViewers, "chat-viewers", o.ChatViewers, "chat: overlay viewers reading the chat")
+	fs.IntVar(&o.Chatters, "chatters", o.Chatters, "chat: chatters, each sending 1 message/s (through two viewer identities in turn)")
+	fs.IntVar(&o.ReactRate, "reactions", o.ReactRate, "chat: reactions per second (one socket each, 1/s)")
+	fs.DurationVar(&o.ChatDuration, "chat-duration", o.ChatDuration, "chat: how long the chatters talk")
 	fs.IntVar(&o.Stock, "stock", o.Stock, "checkout: units on sale")
 	fs.IntVar(&o.Buyers, "buyers", o.Buyers, "checkout: concurrent buyers")
 	fs.IntVar(&o.Conns, "conns", o.Conns, "checkout: max HTTP connections")
@@ -169,6 +180,8 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 			rows, err = runOverlay(ctx, e)
 		case "checkout":
 			rows, err = runCheckout(ctx, e)
+		case "chat":
+			rows, err = runChat(ctx, e)
 		case "glass":
 			rows, err = runGlass(ctx, e)
 		default:

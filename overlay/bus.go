@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Event is one published overlay message of a stream, as a Bus hands it out.
@@ -21,6 +24,10 @@ type Event struct {
 	// "live"): a slow connection's queue keeps only the newest of a key.
 	Key  string
 	Data []byte // the whole wire message, {"type":...,"seq":N,...}
+	// Audience, when set, is the one viewer id that receives the event
+	// (a shadow-banned viewer's own message); every other connection gets
+	// {"type":"skip","seq":N} in its place, so seq stays gapless.
+	Audience string
 
 	// Set by Server on the Event it returns (not carried by the Bus).
 	ID         string // card events: the unique event id
@@ -37,11 +44,15 @@ type ChangeKind uint8
 
 // The state changes a Publication can carry.
 const (
-	NoChange  ChangeKind = iota
-	SetCard              // Card and CardID become the card on screen
-	ClearCard            // no card on screen
-	SetLive              // Live
-	SetStock             // ProductID's Available
+	NoChange    ChangeKind = iota
+	SetCard                // Card and CardID become the card on screen
+	ClearCard              // no card on screen
+	SetLive                // Live
+	SetStock               // ProductID's Available
+	AddChat                // the event is chat message ChatID (kept among the last MaxChatPerStream)
+	DelChat                // chat message ChatID is gone (and unpinned)
+	SetPin                 // Pin (a chat message, nil: none) with id ChatID is pinned
+	SetChatMode            // ChatMode is the chat's settings as viewers see them
 )
 
 // Change is the state update applied atomically with a publication.
@@ -52,16 +63,20 @@ type Change struct {
 	Live      bool
 	ProductID string
 	Available int
+	ChatID    string
+	Pin       json.RawMessage
+	ChatMode  json.RawMessage
 }
 
 // Publication is what a Bus publishes. The bus builds the wire message as
 // `{"type":"<Type>","seq":<seq>,` + Rest, so Rest holds the remaining
 // members and the closing brace, e.g. `"live":true}`.
 type Publication struct {
-	Type   string
-	Key    string
-	Rest   []byte
-	Change Change
+	Type     string
+	Key      string
+	Audience string // see Event.Audience
+	Rest     []byte
+	Change   Change
 }
 
 // State is a stream's snapshot: everything up to and including Seq.
@@ -73,6 +88,19 @@ type State struct {
 	Card   json.RawMessage // nil: no card on screen
 	CardID string
 	Stock  map[string]int
+	// Chat holds the stream's last MaxChatPerStream chat messages, oldest
+	// first; Pin the pinned one (nil: none); ChatMode the settings.
+	Chat     []ChatEntry
+	Pin      json.RawMessage
+	PinID    string
+	ChatMode json.RawMessage
+}
+
+// ChatEntry is a kept chat message: its wire message and audience.
+type ChatEntry struct {
+	ID       string
+	Audience string
+	Data     []byte
 }
 
 // Bus assigns sequence numbers, keeps a bounded history and the snapshot
@@ -95,6 +123,14 @@ type Bus interface {
 	Since(ctx context.Context, stream, epoch string, since uint64) (events []Event, ok bool, err error)
 	// Streams lists the streams that have state or history.
 	Streams(ctx context.Context) ([]string, error)
+	// React adds counts (emoji → taps) to the stream's pending reactions
+	// and, unless a reactions event was published less than every ago (by
+	// any node), publishes all pending counts as one event
+	// {"type":"reactions","seq":N,"counts":{...},"server_time":ms}
+	// (ev.Seq > 0; ev.Data may be empty), stamped on the clock that keeps
+	// the period. pending is true when counts wait for a later call (an
+	// empty counts map just retries).
+	React(ctx context.Context, stream string, counts map[string]int, every time.Duration) (ev Event, pending bool, err error)
 	Close() error
 }
 
@@ -106,6 +142,8 @@ const (
 	// MaxStockPerStream bounds the stock map of a stream's snapshot;
 	// products past it are still published, but not kept for snapshots.
 	MaxStockPerStream = 1000
+	// MaxChatPerStream is how many chat messages a snapshot carries.
+	MaxChatPerStream = 50
 )
 
 func newID() string {
@@ -141,6 +179,12 @@ type memStream struct {
 	card   json.RawMessage
 	cardID string
 	stock  map[string]int
+	chat   []ChatEntry
+	pin    json.RawMessage
+	pinID  string
+	mode   json.RawMessage
+	react  map[string]int // pending reactions
+	reactT time.Time      // last reactions event
 	subs   map[uint64]func(Event)
 	subIDs uint64
 	dead   bool
@@ -181,11 +225,16 @@ func (b *MemoryBus) Publish(ctx context.Context, stream string, p Publication) (
 		return b.Publish(ctx, stream, p)
 	}
 	defer st.mu.Unlock()
+	return b.publishLocked(st, stream, p), nil
+}
+
+// publishLocked (st.mu held) assigns the seq, keeps and delivers the event.
+func (b *MemoryBus) publishLocked(st *memStream, stream string, p Publication) Event {
 	if st.epoch == "" {
 		st.epoch = newID()
 	}
 	st.seq++
-	ev := Event{Stream: stream, Type: p.Type, Seq: st.seq, Epoch: st.epoch, Key: p.Key, Data: buildData(p.Type, st.seq, p.Rest)}
+	ev := Event{Stream: stream, Type: p.Type, Seq: st.seq, Epoch: st.epoch, Key: p.Key, Audience: p.Audience, Data: buildData(p.Type, st.seq, p.Rest)}
 	st.hist = append(st.hist, ev)
 	if len(st.hist) >= 2*b.historySize {
 		n := copy(st.hist, st.hist[len(st.hist)-b.historySize:])
@@ -203,11 +252,75 @@ func (b *MemoryBus) Publish(ctx context.Context, stream string, p Publication) (
 		if _, ok := st.stock[c.ProductID]; ok || len(st.stock) < MaxStockPerStream {
 			st.stock[c.ProductID] = c.Available
 		}
+	case AddChat:
+		st.chat = append(st.chat, ChatEntry{ID: c.ChatID, Audience: p.Audience, Data: ev.Data})
+		if n := len(st.chat); n > MaxChatPerStream {
+			st.chat = append(st.chat[:0:0], st.chat[n-MaxChatPerStream:]...)
+		}
+	case DelChat:
+		st.chat = slices.DeleteFunc(st.chat, func(e ChatEntry) bool { return e.ID == c.ChatID })
+		if st.pinID == c.ChatID {
+			st.pin, st.pinID = nil, ""
+		}
+	case SetPin:
+		st.pin, st.pinID = append(json.RawMessage(nil), c.Pin...), c.ChatID
+		if len(c.Pin) == 0 {
+			st.pin, st.pinID = nil, ""
+		}
+	case SetChatMode:
+		st.mode = append(json.RawMessage(nil), c.ChatMode...)
 	}
 	for _, fn := range st.subs {
 		fn(ev)
 	}
-	return ev, nil
+	return ev
+}
+
+// React implements Bus.
+func (b *MemoryBus) React(ctx context.Context, stream string, counts map[string]int, every time.Duration) (Event, bool, error) {
+	st, err := b.stream(stream, true)
+	if err != nil {
+		return Event{}, false, err
+	}
+	st.mu.Lock()
+	if st.dead {
+		st.mu.Unlock()
+		return b.React(ctx, stream, counts, every)
+	}
+	defer st.mu.Unlock()
+	for k, n := range counts {
+		if n > 0 {
+			if st.react == nil {
+				st.react = map[string]int{}
+			}
+			st.react[k] += n
+		}
+	}
+	now := time.Now()
+	if len(st.react) == 0 {
+		return Event{}, false, nil
+	}
+	if now.Sub(st.reactT) < every {
+		return Event{}, true, nil
+	}
+	st.reactT = now
+	rest := appendServerTime(appendCounts(nil, st.react), now.UnixMilli())
+	clear(st.react)
+	return b.publishLocked(st, stream, Publication{Type: "reactions", Rest: rest}), false, nil
+}
+
+// appendCounts appends "counts":{"<k>":n,...}, keys sorted.
+func appendCounts(b []byte, counts map[string]int) []byte {
+	b = append(b, `"counts":{`...)
+	for i, k := range slices.Sorted(maps.Keys(counts)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, k)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(counts[k]), 10)
+	}
+	return append(b, `},`...)
 }
 
 // Subscribe implements Bus.
@@ -250,7 +363,8 @@ func (b *MemoryBus) State(ctx context.Context, stream string) (State, error) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	s := State{Epoch: st.epoch, Seq: st.seq, Live: st.live, Card: st.card, CardID: st.cardID, Stock: make(map[string]int, len(st.stock))}
+	s := State{Epoch: st.epoch, Seq: st.seq, Live: st.live, Card: st.card, CardID: st.cardID, Stock: make(map[string]int, len(st.stock)),
+		Chat: slices.Clone(st.chat), Pin: st.pin, PinID: st.pinID, ChatMode: st.mode}
 	for k, v := range st.stock {
 		s.Stock[k] = v
 	}

@@ -214,7 +214,7 @@ func TestBusNodes(t *testing.T) {
 		// got): the next event reveals the gap, the history fills it.
 		rb0 := a.(*RedisBus)
 		if err := publishScript.Run(ctx, rb0.c, streamKeys("s"), newID(), "order", `"order":{"lost":true}}`, 16,
-			"nobody-listens", "", "", "", "", MaxStockPerStream).Err(); err != nil {
+			"nobody-listens", "", "", "", "", MaxStockPerStream, "", MaxChatPerStream).Err(); err != nil {
 			t.Fatal(err)
 		}
 		pub(t, b, "s", evRest(12))
@@ -246,15 +246,19 @@ func TestBusNodes(t *testing.T) {
 }
 
 func TestParsePayload(t *testing.T) {
-	ev, ok := parsePayload("s", `ep 12 stock 8 stock:p {"type":"stock"}`)
+	ev, ok := parsePayload("s", `ep 12 stock 8 0 stock:p {"type":"stock"}`)
 	if !ok || ev.Epoch != "ep" || ev.Seq != 12 || ev.Type != "stock" || ev.Key != "stock:p " || string(ev.Data) != `{"type":"stock"}` {
 		t.Fatalf("%+v %v", ev, ok)
 	}
-	ev, ok = parsePayload("s", `ep 3 card 0 {"a":1}`)
-	if !ok || ev.Key != "" || string(ev.Data) != `{"a":1}` {
+	ev, ok = parsePayload("s", `ep 3 card 0 0 {"a":1}`)
+	if !ok || ev.Key != "" || ev.Audience != "" || string(ev.Data) != `{"a":1}` {
 		t.Fatalf("%+v %v", ev, ok)
 	}
-	for _, bad := range []string{"", "ep", "ep x card 0 {}", "ep 1 card 99 {}"} {
+	ev, ok = parsePayload("s", `ep 4 chat 0 3 v42{"a":1}`)
+	if !ok || ev.Key != "" || ev.Audience != "v42" || string(ev.Data) != `{"a":1}` {
+		t.Fatalf("%+v %v", ev, ok)
+	}
+	for _, bad := range []string{"", "ep", "ep x card 0 0 {}", "ep 1 card 99 0 {}", "ep 1 card 0 99 {}", "ep 1 card 0 {}"} {
 		if _, ok := parsePayload("s", bad); ok {
 			t.Fatalf("%q parsed", bad)
 		}

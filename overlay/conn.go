@@ -15,7 +15,6 @@ import (
 
 type pendingEvent struct {
 	ev Event
-	pm *websocket.PreparedMessage
 }
 
 type conn struct {
@@ -24,6 +23,9 @@ type conn struct {
 	ws   *websocket.Conn
 	idx  int // position in r.conns; guarded by r.mu
 	done chan struct{}
+	// the chat identity from the upgrade request (set before run)
+	viewer    Viewer
+	hasViewer bool
 
 	// guarded by r.mu
 	syncing bool
@@ -37,13 +39,15 @@ type conn struct {
 	q         []qentry // ring
 	head, n   int
 	qbytes    int
+	inflight  int // bytes popped by the writer, not yet written
 	closing   bool
 	closeCode int
 	closeText string
 	notify    chan struct{}
 
 	// writer-only
-	buf []byte
+	buf  []byte
+	skip []byte
 }
 
 func (c *conn) run(stream string, resume bool, since uint64, epoch string) {
@@ -135,7 +139,7 @@ func (c *conn) sync(resume bool, since uint64, epoch string) {
 	if err == nil && !ok {
 		var st State
 		if st, err = s.Bus.State(ctx, r.stream); err == nil {
-			snap, last, epoch = snapshotMessage(st), st.Seq, st.Epoch
+			snap, last, epoch = snapshotMessage(st, c.viewer.ID), st.Seq, st.Epoch
 		}
 	}
 	if err != nil {
@@ -153,10 +157,10 @@ func (c *conn) sync(resume bool, since uint64, epoch string) {
 	}
 	now := time.Now()
 	if snap != nil {
-		c.enqueue(qentry{raw: snap, size: len(snap), at: now})
+		c.enqueue(qentry{data: snap, size: len(snap), at: now})
 	}
 	for _, ev := range history {
-		c.enqueue(qentry{raw: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now})
+		c.enqueue(c.entry(ev, now))
 	}
 	c.sentSeq, c.epoch, c.syncing = last, epoch, false
 	pending := c.pending
@@ -171,8 +175,16 @@ func (c *conn) sync(resume bool, since uint64, epoch string) {
 			return
 		}
 		c.sentSeq = p.ev.Seq
-		c.enqueue(qentry{pm: p.pm, seq: p.ev.Seq, size: len(p.ev.Data), key: p.ev.Key, at: now})
+		c.enqueue(c.entry(p.ev, now))
 	}
+}
+
+// entry is ev as queued for c: a skip marker when ev is for another viewer.
+func (c *conn) entry(ev Event, now time.Time) qentry {
+	if ev.Audience != "" && ev.Audience != c.viewer.ID {
+		return qentry{seq: ev.Seq, size: skipEntrySize, at: now}
+	}
+	return qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
 }
 
 // resyncLocked (r.mu held) starts a sync from c's last seq.
@@ -185,17 +197,22 @@ func (c *conn) resyncLocked() {
 }
 
 type snapshotJSON struct {
-	Type       string          `json:"type"`
-	Seq        uint64          `json:"seq"`
-	Epoch      string          `json:"epoch"`
-	Live       bool            `json:"live"`
-	Card       json.RawMessage `json:"card"`
-	CardID     string          `json:"card_id,omitempty"`
-	Stock      map[string]int  `json:"stock"`
-	ServerTime int64           `json:"server_time"`
+	Type   string          `json:"type"`
+	Seq    uint64          `json:"seq"`
+	Epoch  string          `json:"epoch"`
+	Live   bool            `json:"live"`
+	Card   json.RawMessage `json:"card"`
+	CardID string          `json:"card_id,omitempty"`
+	Stock  map[string]int  `json:"stock"`
+	// Chat: the last messages this viewer may see, oldest first.
+	Chat       []json.RawMessage `json:"chat"`
+	Pin        json.RawMessage   `json:"pin"`
+	ChatMode   json.RawMessage   `json:"chat_mode,omitempty"`
+	ServerTime int64             `json:"server_time"`
 }
 
-func snapshotMessage(st State) []byte {
+// snapshotMessage is st as the snapshot for the viewer with id viewer.
+func snapshotMessage(st State, viewer string) []byte {
 	card := st.Card
 	if len(card) == 0 {
 		card = json.RawMessage("null")
@@ -204,7 +221,13 @@ func snapshotMessage(st State) []byte {
 	if stock == nil {
 		stock = map[string]int{}
 	}
+	chat := make([]json.RawMessage, 0, len(st.Chat))
+	for _, e := range st.Chat {
+		if e.Audience == "" || e.Audience == viewer {
+			chat = append(chat, e.Data)
+		}
+	}
 	b, _ := json.Marshal(snapshotJSON{Type: "snapshot", Seq: st.Seq, Epoch: st.Epoch, Live: st.Live, Card: card,
-		CardID: st.CardID, Stock: stock, ServerTime: time.Now().UnixMilli()})
+		CardID: st.CardID, Stock: stock, Chat: chat, Pin: st.Pin, ChatMode: st.ChatMode, ServerTime: time.Now().UnixMilli()})
 	return b
 }

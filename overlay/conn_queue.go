@@ -4,6 +4,7 @@
 package overlay
 
 import (
+	"net"
 	"strconv"
 	"time"
 
@@ -11,13 +12,15 @@ import (
 )
 
 type qentry struct {
-	pm   *websocket.PreparedMessage // shared broadcast message
-	raw  []byte                     // or a message for this connection only
-	seq  uint64                     // skip marker when pm and raw are nil
+	data []byte // the message (shared by every connection: read only)
+	seq  uint64 // skip marker when data is nil
 	size int
 	key  string
 	at   time.Time
 }
+
+// maxBatch bounds the bytes the writer puts in one write(2).
+const maxBatch = 64 << 10
 
 // enqueue adds e to the queue; a queued entry of the same key becomes a skip
 // marker. Over QueueBytes the connection is closed as slow. Never blocks.
@@ -29,9 +32,9 @@ func (c *conn) enqueue(e qentry) {
 	}
 	if e.key != "" && c.n > 0 {
 		for i, j := 0, c.head; i < c.n; i++ {
-			if q := &c.q[j]; q.key == e.key && q.pm != nil {
+			if q := &c.q[j]; q.key == e.key && q.data != nil {
 				c.qbytes += skipEntrySize - q.size
-				q.pm, q.raw, q.key, q.size = nil, nil, "", skipEntrySize
+				q.data, q.key, q.size = nil, "", skipEntrySize
 				c.s.m.dropped.Inc()
 			}
 			if j++; j == len(c.q) {
@@ -39,7 +42,9 @@ func (c *conn) enqueue(e qentry) {
 			}
 		}
 	}
-	if c.n > 0 && c.qbytes+e.size > c.s.QueueBytes {
+	// Bytes the writer took but has not sent yet count: a batch stuck on a
+	// full socket must not hide the backlog.
+	if (c.n > 0 || c.inflight > 0) && c.qbytes+c.inflight+e.size > c.s.QueueBytes {
 		c.qmu.Unlock()
 		c.slow()
 		return
@@ -105,9 +110,16 @@ func (c *conn) pop() (qentry, bool, bool) {
 	}
 	c.n--
 	c.qbytes -= e.size
+	c.inflight += e.size
 	return e, true, false
 }
 
+// writeLoop writes what is queued. Everything queued at a time goes out in
+// one write(2) (up to maxBatch): on loopback and busy hosts the syscall per
+// message per viewer is what costs, so a connection that fell behind
+// catches up in one write. Frames are built here (server frames are
+// unmasked text frames); gorilla writes only control frames, and a Write on
+// the net.Conn is atomic, so the two never interleave inside a frame.
 func (c *conn) writeLoop() {
 	defer func() {
 		_ = c.ws.Close()
@@ -115,6 +127,8 @@ func (c *conn) writeLoop() {
 	}()
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	nc := c.ws.NetConn()
+	var batch []qentry
 	for {
 		select {
 		case <-c.notify:
@@ -125,7 +139,43 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		for {
-			e, ok, closing := c.pop()
+			c.buf, batch = c.buf[:0], batch[:0]
+			closing := false
+			for len(c.buf) < maxBatch {
+				e, ok, cl := c.pop()
+				if cl {
+					closing = true
+					break
+				}
+				if !ok {
+					break
+				}
+				batch = append(batch, e)
+				if e.data != nil {
+					c.buf = appendTextFrame(c.buf, e.data)
+				} else {
+					c.buf = appendTextFrame(c.buf, strconv.AppendUint(append(c.skip[:0], `{"type":"skip","seq":`...), e.seq, 10), '}')
+				}
+			}
+			if len(c.buf) > 0 {
+				_ = nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
+				if _, err := nc.Write(c.buf); err != nil {
+					// A write that outlasts WriteTimeout is a slow consumer
+					// too (counted once: slow() knows when it is closing).
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						c.slow()
+					}
+					c.close(0, "")
+					return
+				}
+				c.qmu.Lock()
+				c.inflight = 0
+				c.qmu.Unlock()
+				for _, e := range batch {
+					c.s.m.sent.Inc()
+					c.s.m.pushDelay.Observe(time.Since(e.at).Seconds())
+				}
+			}
 			if closing {
 				c.qmu.Lock()
 				code, text := c.closeCode, c.closeText
@@ -135,28 +185,25 @@ func (c *conn) writeLoop() {
 				}
 				return
 			}
-			if !ok {
+			if len(batch) == 0 {
 				break
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
-			var err error
-			switch {
-			case e.pm != nil:
-				err = c.ws.WritePreparedMessage(e.pm)
-			case e.raw != nil:
-				err = c.ws.WriteMessage(websocket.TextMessage, e.raw)
-			default:
-				c.buf = append(c.buf[:0], `{"type":"skip","seq":`...)
-				c.buf = strconv.AppendUint(c.buf, e.seq, 10)
-				c.buf = append(c.buf, '}')
-				err = c.ws.WriteMessage(websocket.TextMessage, c.buf)
-			}
-			if err != nil {
-				c.close(0, "")
-				return
-			}
-			c.s.m.sent.Inc()
-			c.s.m.pushDelay.Observe(time.Since(e.at).Seconds())
 		}
 	}
+}
+
+// appendTextFrame appends a final, unmasked text frame carrying p and then
+// the extra bytes (RFC 6455 §5.2).
+func appendTextFrame(b, p []byte, extra ...byte) []byte {
+	n := len(p) + len(extra)
+	b = append(b, 0x81)
+	switch {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(append(b, p...), extra...)
 }

@@ -12,8 +12,11 @@ import (
 )
 
 type clientMsg struct {
-	Type string          `json:"type"`
-	T    json.RawMessage `json:"t"`
+	Type  string          `json:"type"`
+	T     json.RawMessage `json:"t"`
+	Text  string          `json:"text"`
+	Emoji string          `json:"emoji"`
+	Count int             `json:"count"`
 }
 
 func (c *conn) readLoop() {
@@ -45,18 +48,22 @@ func (c *conn) readLoop() {
 		var m clientMsg
 		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 			bad++
-			c.reply("error", `"error":"bad_message","message":"send a JSON object with a type"`, false)
+			c.replyError("bad_message", "send a JSON object with a type")
 		} else if m.Type == "ping" {
 			var t float64
 			if json.Unmarshal(m.T, &t) != nil {
 				bad++
-				c.reply("error", `"error":"bad_ping","message":"ping needs a numeric t (client ms)"`, false)
+				c.replyError("bad_ping", "ping needs a numeric t (client ms)")
 			} else {
 				c.reply("pong", `"t":`+strconv.FormatFloat(t, 'f', -1, 64)+`,"server_time":`+strconv.FormatInt(time.Now().UnixMilli(), 10), true)
 			}
+		} else if m.Type == "chat" {
+			c.chat(m.Text)
+		} else if m.Type == "react" {
+			c.react(m.Emoji, m.Count)
 		} else {
 			bad++
-			c.reply("error", `"error":"unknown_type","message":"the server accepts only ping"`, false)
+			c.replyError("unknown_type", "the server accepts ping, chat and react")
 		}
 		if bad > maxBadMessages {
 			c.close(websocket.ClosePolicyViolation, "too many bad messages")
@@ -84,5 +91,5 @@ func (c *conn) reply(typ, members string, withEpoch bool) {
 		b = strconv.AppendQuote(b, c.epoch)
 	}
 	b = append(b, '}')
-	c.enqueue(qentry{raw: b, size: len(b), at: time.Now()})
+	c.enqueue(qentry{data: b, size: len(b), at: time.Now()})
 }

@@ -171,6 +171,13 @@ type wireMsg struct {
 	T          float64         `json:"t"`
 	ServerTime int64           `json:"server_time"`
 	Error      string          `json:"error"`
+	Code       string          `json:"code"`
+	Text       string          `json:"text"`
+	Author     *ChatAuthor     `json:"author"`
+	Chat       []wireMsg       `json:"chat"`
+	Pin        json.RawMessage `json:"pin"`
+	Message    json.RawMessage `json:"message"`
+	Counts     map[string]int  `json:"counts"`
 	raw        []byte
 	at         time.Time
 }

@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	readLimit      = 1024
+	readLimit      = 4096             // a chat message of 280 characters, JSON-escaped
 	readTimeout    = 75 * time.Second // client pings every few s; server pings every pingEvery
 	pingEvery      = 30 * time.Second
 	closeGrace     = time.Second
@@ -97,6 +97,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(readLimit)
 	c := &conn{s: s, ws: ws, done: make(chan struct{}), notify: make(chan struct{}, 1), q: make([]qentry, 8)}
+	if s.Chat != nil {
+		c.viewer, c.hasViewer = s.Chat.Viewer(r)
+	}
 	if !s.goOwned(func() { c.run(stream, resume, since, epoch) }) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(closeGrace))
 		_ = ws.Close()
@@ -171,15 +174,12 @@ func (r *room) deliver(ev Event) {
 		r.mu.Unlock()
 		return
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, ev.Data)
-	if err != nil {
-		return
-	}
-	r.broadcast(ev, pm, time.Now())
+	r.broadcast(ev, time.Now())
 }
 
-func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time) {
-	e := qentry{pm: pm, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
+func (r *room) broadcast(ev Event, now time.Time) {
+	e := qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
+	skip := qentry{seq: ev.Seq, size: skipEntrySize, at: now}
 	r.mu.Lock()
 	for _, c := range r.conns {
 		if c.syncing {
@@ -187,7 +187,7 @@ func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time)
 				c.slow()
 				continue
 			}
-			c.pending = append(c.pending, pendingEvent{ev: ev, pm: pm})
+			c.pending = append(c.pending, pendingEvent{ev: ev})
 			continue
 		}
 		if ev.Seq <= c.sentSeq {
@@ -195,12 +195,16 @@ func (r *room) broadcast(ev Event, pm *websocket.PreparedMessage, now time.Time)
 		}
 		if ev.Seq != c.sentSeq+1 {
 			c.resyncLocked()
-			c.pending = append(c.pending, pendingEvent{ev: ev, pm: pm})
+			c.pending = append(c.pending, pendingEvent{ev: ev})
 			continue
 		}
 		c.sentSeq = ev.Seq
 		if c.epoch == "" {
 			c.epoch = ev.Epoch // joined before the stream's first event
+		}
+		if ev.Audience != "" && ev.Audience != c.viewer.ID {
+			c.enqueue(skip)
+			continue
 		}
 		c.enqueue(e)
 	}

@@ -309,11 +309,11 @@ func TestQueueCoalescing(t *testing.T) {
 	}
 	defer s.Close()
 	c := &conn{s: s, notify: make(chan struct{}, 1), q: make([]qentry, 2)}
-	pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, []byte(`{}`))
-	c.enqueue(qentry{pm: pm, seq: 1, size: 100, key: "stock:p1"})
-	c.enqueue(qentry{pm: pm, seq: 2, size: 100})
-	c.enqueue(qentry{pm: pm, seq: 3, size: 100, key: "stock:p2"})
-	c.enqueue(qentry{pm: pm, seq: 4, size: 100, key: "stock:p1"})
+	pm := []byte(`{}`)
+	c.enqueue(qentry{data: pm, seq: 1, size: 100, key: "stock:p1"})
+	c.enqueue(qentry{data: pm, seq: 2, size: 100})
+	c.enqueue(qentry{data: pm, seq: 3, size: 100, key: "stock:p2"})
+	c.enqueue(qentry{data: pm, seq: 4, size: 100, key: "stock:p1"})
 	var kinds []string
 	for {
 		e, ok, _ := c.pop()
@@ -321,7 +321,7 @@ func TestQueueCoalescing(t *testing.T) {
 			break
 		}
 		k := "msg"
-		if e.pm == nil {
+		if e.data == nil {
 			k = "skip"
 		}
 		kinds = append(kinds, fmt.Sprintf("%d:%s", e.seq, k))
@@ -334,9 +334,9 @@ func TestQueueCoalescing(t *testing.T) {
 	}
 	// Over the cap: closed as slow, with a reason.
 	s.QueueBytes = 250
-	c.enqueue(qentry{pm: pm, seq: 5, size: 100})
-	c.enqueue(qentry{pm: pm, seq: 6, size: 100})
-	c.enqueue(qentry{pm: pm, seq: 7, size: 100})
+	c.enqueue(qentry{data: pm, seq: 5, size: 100})
+	c.enqueue(qentry{data: pm, seq: 6, size: 100})
+	c.enqueue(qentry{data: pm, seq: 7, size: 100})
 	if !c.closing || c.closeCode != closeSlow || c.closeText != "slow consumer" || counterValue(s.m.slowDisconnects) != 1 {
 		t.Fatalf("closing %v code %d %q", c.closing, c.closeCode, c.closeText)
 	}
@@ -373,7 +373,7 @@ func TestHubClientMessages(t *testing.T) {
 		// Oversized message: closed with 1009.
 		c = dial(t, ts, "c", "")
 		c.next(t)
-		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","t":1,"pad":"`+strings.Repeat("x", 2000)+`"}`))
+		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","t":1,"pad":"`+strings.Repeat("x", 5000)+`"}`))
 		if err := c.closed(t); closeCode(err) != websocket.CloseMessageTooBig {
 			t.Fatalf("oversized: %v", err)
 		}

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_overlay_messages_dropped_total", Help: "Queued overlay messages superseded by a newer one of the same key (slow connections) and sent as skip markers.",
 		}),
 		slowDisconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "streamd_overlay_slow_disconnects_total", Help: "Connections closed because their queue passed QueueBytes.",
+			Name: "streamd_overlay_slow_disconnects_total", Help: "Connections closed because their queue passed QueueBytes or a write took longer than WriteTimeout.",
 		}),
 		pushDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "streamd_overlay_push_delay_seconds",

@@ -62,8 +62,13 @@ type Server struct {
 	QueueBytes     int           // per-connection queue cap; default 1 MiB
 	WriteTimeout   time.Duration // per write; default 5s
 	HistorySize    int           // for the default MemoryBus; default 1024
-	Registerer     prometheus.Registerer
-	Logger         *slog.Logger
+	// Chat decides on viewers' chat messages; nil: chat is off.
+	Chat ChatPolicy
+	// ReactInterval: at most one reactions event per stream per interval
+	// (across nodes); default 250ms.
+	ReactInterval time.Duration
+	Registerer    prometheus.Registerer
+	Logger        *slog.Logger
 
 	log      *slog.Logger
 	m        *metrics
@@ -81,6 +86,10 @@ type Server struct {
 	stockDirty map[string]struct{}
 	stockLast  map[string]time.Time
 	stockWake  chan struct{}
+
+	reactMu      sync.Mutex
+	reactPending map[string]map[string]int // stream → emoji → taps
+	reactWake    chan struct{}
 }
 
 // Initialize applies defaults, registers metrics and starts the stock
@@ -97,6 +106,9 @@ func (s *Server) Initialize() error {
 	}
 	if s.HistorySize <= 0 {
 		s.HistorySize = defaultHistorySize
+	}
+	if s.ReactInterval <= 0 {
+		s.ReactInterval = 250 * time.Millisecond
 	}
 	s.log = s.Logger
 	if s.log == nil {
@@ -122,8 +134,11 @@ func (s *Server) Initialize() error {
 	s.stockDirty = map[string]struct{}{}
 	s.stockLast = map[string]time.Time{}
 	s.stockWake = make(chan struct{}, 1)
-	s.wg.Add(1)
+	s.reactPending = map[string]map[string]int{}
+	s.reactWake = make(chan struct{}, 1)
+	s.wg.Add(2)
 	go s.stockLoop()
+	go s.reactLoop()
 	return nil
 }
 
@@ -176,7 +191,8 @@ func validType(t string) bool {
 		}
 	}
 	switch t {
-	case "snapshot", "card", "stock", "live", "pong", "ping", "skip", "error":
+	case "snapshot", "card", "stock", "live", "pong", "ping", "skip", "error",
+		"chat", "chat_delete", "chat_pin", "chat_mode", "react", "reactions":
 		return false
 	}
 	return true

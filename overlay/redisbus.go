@@ -22,24 +22,38 @@ import (
 //	streamd:overlay:{s}:hist   Redis Stream, IDs "<seq>-0", MAXLEN historySize
 //	streamd:overlay:{s}:state  hash: live, card, card_id
 //	streamd:overlay:{s}:stock  hash: product id -> available (bounded)
+//	streamd:overlay:{s}:chat   list: "<id> <audience> <message>", newest first (MaxChatPerStream)
+//	streamd:overlay:{s}:react  hash: emoji -> pending taps; react_gate: one reactions event per period
 //	streamd:overlay:streams    set of streams with state (outside the scripts)
 //
 // Delivery is PUBLISH on "streamd:overlay:{s}:events:<db>" (channels are not
 // per DB in Redis, so the DB number keeps deployments/tests apart), payload
-// "<epoch> <seq> <type> <len(key)> <key><data>".
+// "<epoch> <seq> <type> <len(key)> <len(audience)> <key><audience><data>".
 const redisStreamsKey = "streamd:overlay:streams"
 
-var publishScript = redis.NewScript(`
-local epoch = redis.call('GET', KEYS[2])
-if redis.call('EXISTS', KEYS[1]) == 0 or not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-  redis.call('SET', KEYS[1], 0)
-  redis.call('DEL', KEYS[3])
+// luaPublish is the part of the publishing scripts that assigns the seq,
+// keeps the event in the history and delivers it (KEYS as streamKeys).
+const luaPublish = `
+local function publish(newEpoch, typ, rest, histSize, channel, key, aud)
+  local epoch = redis.call('GET', KEYS[2])
+  if redis.call('EXISTS', KEYS[1]) == 0 or not epoch then
+    epoch = newEpoch
+    redis.call('SET', KEYS[2], epoch)
+    redis.call('SET', KEYS[1], 0)
+    redis.call('DEL', KEYS[3], KEYS[6])
+  end
+  local seq = redis.call('INCR', KEYS[1])
+  local data = '{"type":"' .. typ .. '","seq":' .. seq .. ',' .. rest
+  redis.call('XADD', KEYS[3], 'MAXLEN', histSize, seq .. '-0', 'd', data, 't', typ, 'k', key, 'a', aud)
+  redis.call('PUBLISH', channel, epoch .. ' ' .. seq .. ' ' .. typ .. ' ' .. string.len(key) .. ' ' .. string.len(aud) .. ' ' .. key .. aud .. data)
+  return seq, epoch, data
 end
-local seq = redis.call('INCR', KEYS[1])
-local data = '{"type":"' .. ARGV[2] .. '","seq":' .. seq .. ',' .. ARGV[3]
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'd', data, 't', ARGV[2], 'k', ARGV[6])
+`
+
+// ARGV: new epoch, type, rest, history size, channel, key, change kind,
+// change args a1 a2, max stock, audience, max chat.
+var publishScript = redis.NewScript(luaPublish + `
+local seq, epoch, data = publish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[11])
 local kind = ARGV[7]
 if kind == 'card' then
   redis.call('HSET', KEYS[4], 'card', ARGV[8], 'card_id', ARGV[9])
@@ -51,15 +65,28 @@ elseif kind == 'stock' then
   if redis.call('HEXISTS', KEYS[5], ARGV[8]) == 1 or redis.call('HLEN', KEYS[5]) < tonumber(ARGV[10]) then
     redis.call('HSET', KEYS[5], ARGV[8], ARGV[9])
   end
+elseif kind == 'chat' then
+  redis.call('LPUSH', KEYS[6], ARGV[8] .. ' ' .. ARGV[11] .. ' ' .. data)
+  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[12]) - 1)
+elseif kind == 'chatdel' then
+  local prefix = ARGV[8] .. ' '
+  for _, e in ipairs(redis.call('LRANGE', KEYS[6], 0, -1)) do
+    if string.sub(e, 1, string.len(prefix)) == prefix then redis.call('LREM', KEYS[6], 1, e) end
+  end
+  if redis.call('HGET', KEYS[4], 'pin_id') == ARGV[8] then redis.call('HDEL', KEYS[4], 'pin', 'pin_id') end
+elseif kind == 'pin' then
+  if ARGV[8] == '' then redis.call('HDEL', KEYS[4], 'pin', 'pin_id')
+  else redis.call('HSET', KEYS[4], 'pin', ARGV[8], 'pin_id', ARGV[9]) end
+elseif kind == 'chatmode' then
+  redis.call('HSET', KEYS[4], 'chat_mode', ARGV[8])
 end
-redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. seq .. ' ' .. ARGV[2] .. ' ' .. string.len(ARGV[6]) .. ' ' .. ARGV[6] .. data)
 return {seq, epoch}
 `)
 
 var stateScript = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[2]) or ''
 local seq = redis.call('GET', KEYS[1]) or '0'
-return {epoch, seq, redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+return {epoch, seq, redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5]), redis.call('LRANGE', KEYS[6], 0, -1)}
 `)
 
 var sinceScript = redis.NewScript(`
@@ -132,7 +159,7 @@ func keyPrefix(stream string) string { return "streamd:overlay:{" + stream + "}:
 
 func streamKeys(stream string) []string {
 	p := keyPrefix(stream)
-	return []string{p + "seq", p + "epoch", p + "hist", p + "state", p + "stock"}
+	return []string{p + "seq", p + "epoch", p + "hist", p + "state", p + "stock", p + "chat", p + "react", p + "react_gate"}
 }
 
 func (b *RedisBus) channel(stream string) string {
@@ -157,9 +184,17 @@ func (b *RedisBus) Publish(ctx context.Context, stream string, p Publication) (E
 		}
 	case SetStock:
 		kind, a1, a2 = "stock", c.ProductID, strconv.Itoa(c.Available)
+	case AddChat:
+		kind, a1 = "chat", c.ChatID
+	case DelChat:
+		kind, a1 = "chatdel", c.ChatID
+	case SetPin:
+		kind, a1, a2 = "pin", string(c.Pin), c.ChatID
+	case SetChatMode:
+		kind, a1 = "chatmode", string(c.ChatMode)
 	}
 	res, err := publishScript.Run(ctx, b.c, streamKeys(stream),
-		newID(), p.Type, p.Rest, b.historySize, b.channel(stream), p.Key, kind, a1, a2, MaxStockPerStream).Slice()
+		newID(), p.Type, p.Rest, b.historySize, b.channel(stream), p.Key, kind, a1, a2, MaxStockPerStream, p.Audience, MaxChatPerStream).Slice()
 	if err != nil {
 		return Event{}, fmt.Errorf("overlay: redis publish: %w", err)
 	}
@@ -168,6 +203,14 @@ func (b *RedisBus) Publish(ctx context.Context, stream string, p Publication) (E
 	}
 	seq, _ := res[0].(int64)
 	epoch, _ := res[1].(string)
+	if err := b.remember(ctx, stream, seq); err != nil {
+		return Event{}, err
+	}
+	return Event{Stream: stream, Type: p.Type, Seq: uint64(seq), Epoch: epoch, Key: p.Key, Audience: p.Audience, Data: buildData(p.Type, uint64(seq), p.Rest)}, nil
+}
+
+// remember adds stream to the set of streams with state.
+func (b *RedisBus) remember(ctx context.Context, stream string, seq int64) error {
 	b.mu.Lock()
 	known := b.known[stream]
 	b.known[stream] = true
@@ -177,10 +220,10 @@ func (b *RedisBus) Publish(ctx context.Context, stream string, p Publication) (E
 			b.mu.Lock()
 			delete(b.known, stream)
 			b.mu.Unlock()
-			return Event{}, fmt.Errorf("overlay: redis sadd: %w", err)
+			return fmt.Errorf("overlay: redis sadd: %w", err)
 		}
 	}
-	return Event{Stream: stream, Type: p.Type, Seq: uint64(seq), Epoch: epoch, Key: p.Key, Data: buildData(p.Type, uint64(seq), p.Rest)}, nil
+	return nil
 }
 
 // State implements Bus.
@@ -189,7 +232,7 @@ func (b *RedisBus) State(ctx context.Context, stream string) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("overlay: redis state: %w", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return State{}, fmt.Errorf("overlay: redis state: unexpected reply %v", res)
 	}
 	st := State{Stock: map[string]int{}}
@@ -212,8 +255,23 @@ func (b *RedisBus) State(ctx context.Context, stream string) (State, error) {
 			st.Card = []byte(v)
 		case "card_id":
 			st.CardID = v
+		case "pin":
+			st.Pin = []byte(v)
+		case "pin_id":
+			st.PinID = v
+		case "chat_mode":
+			st.ChatMode = []byte(v)
 		}
 	})
+	chat, _ := res[4].([]any)
+	for i := len(chat) - 1; i >= 0; i-- { // newest first in Redis
+		e, _ := chat[i].(string)
+		id, rest, ok1 := strings.Cut(e, " ")
+		aud, data, ok2 := strings.Cut(rest, " ")
+		if ok1 && ok2 {
+			st.Chat = append(st.Chat, ChatEntry{ID: id, Audience: aud, Data: []byte(data)})
+		}
+	}
 	kv(res[3], func(k, v string) {
 		if n, err := strconv.Atoi(v); err == nil {
 			st.Stock[k] = n
@@ -262,6 +320,8 @@ func (b *RedisBus) Since(ctx context.Context, stream, epoch string, since uint64
 				ev.Type = v
 			case "k":
 				ev.Key = v
+			case "a":
+				ev.Audience = v
 			}
 		}
 		out = append(out, ev)
@@ -491,7 +551,7 @@ func (b *RedisBus) fill(s *rsub, fns []func(Event), upTo uint64) {
 
 func parsePayload(stream, p string) (Event, bool) {
 	ev := Event{Stream: stream}
-	var f [4]string
+	var f [5]string
 	for i := range f {
 		j := strings.IndexByte(p, ' ')
 		if j < 0 {
@@ -503,11 +563,13 @@ func parsePayload(stream, p string) (Event, bool) {
 	if err != nil {
 		return ev, false
 	}
-	kl, err := strconv.Atoi(f[3])
-	if err != nil || kl < 0 || kl > len(p) {
+	kl, err1 := strconv.Atoi(f[3])
+	al, err2 := strconv.Atoi(f[4])
+	if err1 != nil || err2 != nil || kl < 0 || al < 0 || kl+al > len(p) {
 		return ev, false
 	}
-	ev.Epoch, ev.Seq, ev.Type, ev.Key, ev.Data = f[0], seq, f[2], p[:kl], []byte(p[kl:])
+	ev.Epoch, ev.Seq, ev.Type = f[0], seq, f[2]
+	ev.Key, ev.Audience, ev.Data = p[:kl], p[kl:kl+al], []byte(p[kl+al:])
 	return ev, true
 }
 

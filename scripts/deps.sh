@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing_apt+=
 command -v ffmpeg >/dev/null 2>&1 || missing_apt+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
 command -v node >/dev/null 2>&1 || missing_apt+=(nodejs)
+# Color emoji for the chat's reactions in Chromium screenshots.
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || ! command -v apt-get >/dev/null 2>&1 || missing_apt+=(fonts-noto-color-emoji)
 
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -48,6 +48,14 @@ type Server struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 
+	// Chat (chat.go): nil ChatOverlay leaves the chat API out. Signer
+	// signs the viewer cookie; ChatStore nil: in memory.
+	ChatOverlay ChatOverlay
+	ChatStore   ChatStore
+	Signer      TokenSigner
+	ChatEvery   time.Duration // a viewer's budget refills one message per ChatEvery (2s)
+	ChatBurst   int           // … up to ChatBurst messages (3)
+
 	mu     sync.Mutex
 	recent map[string]recentPush // idempotency key → response
 }
@@ -66,6 +74,15 @@ func (s *Server) Initialize() error {
 		s.Now = time.Now
 	}
 	s.recent = map[string]recentPush{}
+	if s.ChatStore == nil {
+		s.ChatStore = NewMemoryChatStore()
+	}
+	if s.ChatEvery <= 0 {
+		s.ChatEvery = defaultChatEvery
+	}
+	if s.ChatBurst <= 0 {
+		s.ChatBurst = defaultChatBurst
+	}
 	return nil
 }
 
@@ -74,6 +91,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/streams/{id}/cards", s.handleCard)
 	s.registerQR(mux)
 	s.RegisterAnalytics(mux)
+	if s.ChatOverlay != nil {
+		s.registerChat(mux)
+	}
 }
 
 // CardRequest is the body of POST /api/streams/{id}/cards.

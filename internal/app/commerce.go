@@ -45,10 +45,16 @@ func (a *App) initCommerce() error {
 		return err
 	}
 	a.closers = append(a.closers, func() { _ = a.Cart.Close() })
-	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken, Logger: a.Logger.With("pkg", "showroom")}
+	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken, Logger: a.Logger.With("pkg", "showroom"),
+		ChatOverlay: a.Overlay, Signer: a.Signer}
+	if a.rdb != nil {
+		a.Showroom.ChatStore = showroom.NewRedisChatStore(a.rdb) // bans and rate limits hold on every node
+	}
 	if err := a.Showroom.Initialize(); err != nil {
 		return err
 	}
+	// The overlay socket asks the showroom about viewers' chat messages.
+	a.Overlay.Chat = a.Showroom
 	a.SFU.OnLive = a.onLive
 	return nil
 }

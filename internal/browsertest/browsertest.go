@@ -78,6 +78,17 @@ func (b *Browser) Tab(t testing.TB) context.Context {
 	return ctx
 }
 
+// Visitor opens a page in a browser context of its own: cookies and
+// storage apart from every other tab, like another person's browser.
+func (b *Browser) Visitor(t testing.TB) context.Context {
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("new browser context: %v", err)
+	}
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // NewTab opens a page without a test (bench); call the cancel func to close it.
 // The tab is created here, on the undecorated context: the first Run on a
 // chromedp context creates its target, and cancelling the context that did

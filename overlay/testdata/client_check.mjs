@@ -82,4 +82,26 @@ const post = (path) => fetch(base + path, { method: 'POST' }).then((r) => { asse
   o.close();
   await until('closed', () => states[states.length - 1] === 'closed');
 }
+// ── send, onError, onEvent (reactions) and reconnect() ──
+{
+  const snaps = [], errors = [], events = [];
+  const o = connectOverlay('js', {
+    onSnapshot: (m) => snaps.push(m), onError: (m) => errors.push(m), onEvent: (m) => events.push(m),
+  }, { url: base.replace(/^http/, 'ws'), pingInterval: 100, minBackoff: 20, maxBackoff: 100 });
+  await until('snapshot', () => snaps.length === 1);
+  assert(o.send({ type: 'react', emoji: '🍕' }), 'send while open');
+  await until('error', () => errors.length === 1);
+  assert(errors[0].code === 'bad_reaction' && errors[0].message, 'error to the sender: ' + JSON.stringify(errors[0]));
+  o.send({ type: 'chat', text: 'hi' }); // this server has no chat policy
+  await until('chat_off', () => errors.length === 2 && errors[1].code === 'chat_off');
+  o.send({ type: 'react', emoji: '❤️', count: 3 });
+  await until('reactions', () => events.some((m) => m.type === 'reactions'));
+  assert(events.find((m) => m.type === 'reactions').counts['❤️'] === 3, 'counts');
+  const before = o.lastSeq;
+  await o.reconnect();
+  await post('/test/publish?count=1');
+  await until('after reconnect', () => o.lastSeq === before + 1);
+  assert(snaps.length === 1, 'reconnect() resumes, no new snapshot');
+  o.close();
+}
 console.log('ok');

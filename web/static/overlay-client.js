@@ -16,11 +16,16 @@
 //                       media:{rtp_ts?,live},server_time} — feed it to createFrameSync().push
 //     onStock(msg)     {type:"stock",seq,product_id,available,server_time}
 //     onLive(msg)      {type:"live",seq,live,server_time}
-//     onEvent(msg)     any other event type (e.g. {type:"order",seq,order:{...}})
+//     onEvent(msg)     any other event type (e.g. {type:"order",seq,order:{...}},
+//                      chat, chat_delete, chat_pin, chat_mode, reactions)
+//     onError(msg)     {type:"error",code,message} — for this client only (chat refusals)
 //     onState(state, detail)  "connecting" | "open" | "reconnecting" | "closed";
 //                      detail: {code, reason, attempt, delay} on "reconnecting"
 //   Returned object: close() stops for good; serverNow() → server time in ms
-//   (Date.now() + offset); lastSeq / epoch / rtt (ms, best sample) are getters.
+//   (Date.now() + offset); lastSeq / epoch / rtt (ms, best sample) are getters;
+//   send(obj) sends a client message (false when not connected); reconnect()
+//   reopens the socket at once (resuming; e.g. after a new viewer cookie) and
+//   resolves when it is open.
 //   options: {url, pingInterval, minBackoff, maxBackoff, WebSocket}
 //
 // ── createFrameSync(video, { onReveal, fallbackDelayMs, maxWaitMs }) → { push(msg), clear(), close(), pending, playoutDelay, reveals }
@@ -66,6 +71,7 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
   let samples = []; // {rtt, offset}
   let offset = 0;
   let bestRtt = Infinity;
+  let openWaiters = [];
 
   function url() {
     let u = `${base}/ws/${encodeURIComponent(stream)}`;
@@ -82,6 +88,7 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
     sock.onopen = () => {
       if (ws !== sock) return;
       call('onState', 'open');
+      for (const fn of openWaiters.splice(0)) fn();
       ping();
       pingTimer = setInterval(ping, pingInterval);
     };
@@ -146,7 +153,8 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
         return;
       }
       case 'error':
-        console.warn('overlay:', m.error, m.message);
+        if (handlers.onError) call('onError', m);
+        else console.warn('overlay:', m.code || m.error, m.message);
         return;
       default:
         break;
@@ -173,6 +181,17 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
       clearInterval(pingTimer);
       if (ws) { try { ws.close(1000, 'bye'); } catch { /* ignore */ } }
       else call('onState', 'closed');
+    },
+    send(obj) {
+      if (!ws || ws.readyState !== 1) return false;
+      ws.send(JSON.stringify(obj));
+      return true;
+    },
+    reconnect() {
+      const opened = new Promise((resolve) => openWaiters.push(resolve));
+      if (ws) resync('reconnect');
+      else if (!closed) { clearTimeout(reconnectTimer); connect(); }
+      return opened;
     },
     serverNow() { return Date.now() + offset; },
     get lastSeq() { return lastSeq; },

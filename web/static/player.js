@@ -81,8 +81,15 @@ const sync = createFrameSync(video, {
   },
 });
 player.sync = sync;
+player.snapshotListeners = [];
+player.errorListeners = [];
 player.overlay = connectOverlay(streamId, {
-  onSnapshot: (m) => { sync.clear(); cardView.setStock(m.stock); cardView.show(m.card, m); },
+  onSnapshot: (m) => {
+    sync.clear(); cardView.setStock(m.stock); cardView.show(m.card, m);
+    player.lastSnapshot = m; // chat.js may load after the first snapshot
+    for (const fn of player.snapshotListeners) fn(m);
+  },
+  onError: (m) => { for (const fn of player.errorListeners) fn(m); },
   onCard: (m) => { m.arrivedAt = performance.now(); sync.push(m); },
   onStock: (m) => cardView.stock(m.product_id, m.available),
   onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },

@@ -28,8 +28,18 @@ fetch(`/api/streams/${encodeURIComponent(streamId)}/public`).then((r) => r.ok ? 
   document.title = `${s.title || streamId} · live`;
 }).catch(() => {});
 
+// chat.js (the showroom chat) hangs off these, as in the player.
+visitor.snapshotListeners = [];
+visitor.eventListeners = [];
+visitor.errorListeners = [];
 const ov = connectOverlay(streamId, {
-  onSnapshot: (m) => { setLive(m.live); cardView.setStock(m.stock); show(m.card, m); },
+  onSnapshot: (m) => {
+    setLive(m.live); cardView.setStock(m.stock); show(m.card, m);
+    visitor.lastSnapshot = m;
+    for (const fn of visitor.snapshotListeners) fn(m);
+  },
+  onEvent: (m) => { for (const fn of visitor.eventListeners) fn(m); },
+  onError: (m) => { for (const fn of visitor.errorListeners) fn(m); },
   onCard: (m) => show(m.action === 'hide' ? null : m.card, m), // visitors: at once
   onStock: (m) => cardView.stock(m.product_id, m.available),
   onLive: (m) => setLive(m.live),
