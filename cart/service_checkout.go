@@ -108,8 +108,8 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 	if req.IdempotencyKey == "" || len(req.IdempotencyKey) > 255 {
 		return Order{}, false, fieldErr("Idempotency-Key", 255, "an Idempotency-Key header (1-255 characters) is required")
 	}
-	if req.Source != "" && req.Source != "player" && req.Source != "showroom" {
-		return Order{}, false, invalid("source must be \"player\" or \"showroom\"")
+	if req.Source != "" && req.Source != "player" && req.Source != "showroom" && req.Source != "replay" {
+		return Order{}, false, invalid("source must be \"player\", \"showroom\" or \"replay\"")
 	}
 	if err := capText("stream", req.Stream, maxRefLen); err != nil {
 		return Order{}, false, err

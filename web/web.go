@@ -21,6 +21,7 @@ func Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /publish/{stream}", page("publish.html"))
 	mux.HandleFunc("GET /console/{stream}", page("console.html"))
 	mux.HandleFunc("GET /visit/{showroom}", page("visit.html"))
+	mux.HandleFunc("GET /replay/{stream}/{show}", page("replay.html"))
 	mux.HandleFunc("GET /{$}", page("index.html"))
 	mux.HandleFunc("GET /embed.js", file("static/embed.js", "text/javascript; charset=utf-8", ""))
 }

@@ -26,6 +26,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/streamd/streamd/cart"
+	"github.com/streamd/streamd/egress/record"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/signer"
@@ -53,6 +54,8 @@ type App struct {
 	// the streams that name an rtsp:// source.
 	RTSP     *ingest.RTSPServer
 	RTSPPull *ingest.RTSPPull
+	// Recorder records every show (nil with --record=false).
+	Recorder *record.Recorder
 
 	db       *bolt.DB
 	rdb      *redis.Client
@@ -157,6 +160,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	if err := a.initCommerce(); err != nil {
 		return nil, err
 	}
+	if err := a.initRecording(); err != nil {
+		return nil, err
+	}
 	if err := a.initCluster(); err != nil {
 		return nil, err
 	}
@@ -166,6 +172,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	// A deleted stream ends: its viewers and publisher are closed.
 	a.Streams.Watch(func(r streams.Record, deleted bool) {
 		if deleted {
+			if a.Recorder != nil {
+				a.Recorder.EndShow(r.ID)
+			}
 			a.SFU.RemoveStream(r.ID)
 		}
 	})
@@ -177,6 +186,9 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 func (a *App) streamStatus(id string) streams.Status {
 	st := streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
 	a.rtspStatus(id, &st)
+	if a.Recorder != nil {
+		st.Warnings = append(st.Warnings, a.Recorder.Warnings(id)...)
+	}
 	return st
 }
 
@@ -206,6 +218,7 @@ func (a *App) routes() {
 		ovMux.ServeHTTP(w, r)
 	})
 	a.Showroom.Register(m)
+	a.recordRoutes(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {

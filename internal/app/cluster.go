@@ -133,6 +133,7 @@ func (a *App) onLive(stream string, live bool) {
 		}
 		a.cluster.announce(stream, live)
 	}
+	a.recordLive(stream, live)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := a.Overlay.SetLive(ctx, stream, live); err != nil {

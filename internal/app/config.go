@@ -26,6 +26,14 @@ type Config struct {
 	HoldTTL             time.Duration
 	PProf               bool
 	LoopbackOnly        bool // tests: keep ICE on loopback
+	// Recording: every show is recorded under RecordDir (default <data>/shows)
+	// and kept RecordKeep after it ends (0: forever).
+	Record     bool
+	RecordDir  string
+	RecordKeep time.Duration
+	// RecordShowGap overrides how long a stream may be off the air and still
+	// continue its show (tests); 0 is the recorder's default.
+	RecordShowGap time.Duration
 }
 
 // ParseFlags reads args, with each flag falling back to STREAMD_<NAME>
@@ -49,6 +57,10 @@ func ParseFlags(args []string) (Config, error) {
 	fs.BoolVar(&c.Demo, "demo", false, "create the demo stream and catalog on first start")
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")
 	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port")
+	fs.BoolVar(&c.Record, "record", true, "record every show (fMP4) for replay")
+	fs.StringVar(&c.RecordDir, "record-dir", "", "where recorded shows are kept (empty: <data>/shows)")
+	keep := keepFlag{d: 30 * 24 * time.Hour}
+	fs.Var(&keep, "record-keep", "how long a show is kept after it ends, e.g. 30d, 12h (0: forever)")
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -69,10 +81,38 @@ func ParseFlags(args []string) (Config, error) {
 	if envErr != nil {
 		return c, envErr
 	}
+	c.RecordKeep = keep.d
 	for _, ip := range strings.Split(ips, ",") {
 		if ip = strings.TrimSpace(ip); ip != "" {
 			c.WebRTCIPs = append(c.WebRTCIPs, ip)
 		}
 	}
 	return c, nil
+}
+
+// keepFlag is a duration that also takes days ("30d").
+type keepFlag struct{ d time.Duration }
+
+func (k *keepFlag) String() string {
+	if k.d%(24*time.Hour) == 0 && k.d > 0 {
+		return fmt.Sprintf("%dd", k.d/(24*time.Hour))
+	}
+	return k.d.String()
+}
+
+func (k *keepFlag) Set(v string) error {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		var days int
+		if _, err := fmt.Sscanf(n, "%d", &days); err != nil || days < 0 {
+			return fmt.Errorf("bad number of days %q", v)
+		}
+		k.d = time.Duration(days) * 24 * time.Hour
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	k.d = d
+	return nil
 }

@@ -114,3 +114,8 @@ func FFmpeg(t testing.TB) string {
 func StripeMock(t testing.TB) string {
 	return LookPath(t, "stripe-mock", "go install github.com/stripe/stripe-mock@v0.203.0")
 }
+
+// FFprobe returns the path of ffprobe (Debian's ffmpeg package ships it).
+func FFprobe(t testing.TB) string {
+	return LookPath(t, "ffprobe", "apt-get install -y ffmpeg")
+}

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+
+	"github.com/streamd/streamd/egress/hls"
+	"github.com/streamd/streamd/egress/record"
+	"github.com/streamd/streamd/overlay"
+)
+
+// initRecording wires show recording (when --record) and replay serving:
+// the sfu's live changes start and end shows, the overlay bus feeds each
+// show's event log.
+func (a *App) initRecording() error {
+	if !a.Config.Record {
+		return nil
+	}
+	dir := a.Config.RecordDir
+	if dir == "" {
+		dir = filepath.Join(a.Config.Data, "shows")
+	}
+	a.Recorder = &record.Recorder{Dir: dir, Keep: a.Config.RecordKeep, ShowGap: a.Config.RecordShowGap,
+		Events: busEvents{a.Overlay.Bus}, StaffToken: a.Config.StaffToken, Registerer: a.reg, Logger: a.Logger.With("pkg", "record")}
+	if err := a.Recorder.Initialize(); err != nil {
+		return err
+	}
+	// Closed before the sfu (closers run in reverse), so each show's end is its media's end.
+	a.closers = append(a.closers, a.Recorder.Close)
+	return nil
+}
+
+// recordLive is the recorder's part of the sfu's live hook.
+func (a *App) recordLive(stream string, live bool) {
+	if a.Recorder != nil {
+		a.Recorder.Live(stream, a.SFU.Stream(stream), live)
+	}
+}
+
+func (a *App) recordRoutes(m *http.ServeMux) {
+	if a.Recorder == nil {
+		return
+	}
+	a.Recorder.Register(m)
+	(&hls.Replay{Library: a.Recorder, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "replay")}).Register(m)
+}
+
+// mediaAccess guards /replay and /hls: the hook for private streams' access
+// check (none yet: those routes are public like /watch).
+func (a *App) mediaAccess(h http.Handler) http.Handler { return h }
+
+// busEvents adapts the overlay bus to the recorder's event feed.
+type busEvents struct{ bus overlay.Bus }
+
+func (b busEvents) Subscribe(ctx context.Context, stream string, fn func(typ string, data []byte)) (func(), error) {
+	return b.bus.Subscribe(ctx, stream, func(ev overlay.Event) {
+		if !ev.Reset {
+			fn(ev.Type, ev.Data)
+		}
+	})
+}
