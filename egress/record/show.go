@@ -49,7 +49,7 @@ type show struct {
 	stopped chan struct{}
 	endOnce sync.Once
 
-	dropped atomic.Int64
+	dropped  atomic.Int64
 	lastWarn atomic.Int64
 
 	warnMu sync.Mutex

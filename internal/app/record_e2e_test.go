@@ -99,7 +99,10 @@ func TestRecordShowRTSP(t *testing.T) {
 		t.Fatalf("during the gap want one open show, got %+v", s)
 	}
 	var shows []showView
-	waitFor(ctx, t, "the show to end", func() bool { shows = listShows(t, a.BaseURL(), "rec"); return len(shows) == 1 && shows[0].EndedAt != nil })
+	waitFor(ctx, t, "the show to end", func() bool {
+		shows = listShows(t, a.BaseURL(), "rec")
+		return len(shows) == 1 && shows[0].EndedAt != nil
+	})
 	s := shows[0]
 	wall := s.EndedAt.Sub(s.StartedAt).Seconds()
 	t.Logf("show %s: %.2f s of media, %.2f s on the wall clock, %d bytes, %d cards", s.ID, s.Duration, wall, s.Bytes, s.Cards)
