@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -156,5 +157,56 @@ func TestRecordShowRTSP(t *testing.T) {
 	}
 	if res, err := http.Get(m3u8); err != nil || res.StatusCode != 404 {
 		t.Fatalf("deleted show's playlist: %v %v", res.StatusCode, err)
+	}
+}
+
+// TestRecordSurvivesSIGKILL kills streamd mid-show: after a restart the show
+// is closed with its real end (the end of the last segment written, within a
+// segment of the kill), and everything recorded decodes without an error.
+func TestRecordSurvivesSIGKILL(t *testing.T) {
+	ffmpeg := testenv.FFmpeg(t)
+	rtspPort := freePort(t)
+	bs := newBinaryServer(t, "--rtsp", "127.0.0.1:"+strconv.Itoa(rtspPort))
+	srv := bs.start()
+	var out struct {
+		PublishKey string `json:"publish_key"`
+	}
+	if code := api(t, "POST", bs.base+"/api/streams", testStaff, map[string]any{"id": "crash", "title": "Crash"}, &out); code != 201 {
+		t.Fatalf("create stream: %d", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_ = ffmpegPublish(ctx, t, fmt.Sprintf("rtsp://pub:%s@127.0.0.1:%d/crash", out.PublishKey, rtspPort), "tcp", "libopus", 30)
+	waitFor(ctx, t, "a show with 3 segments", func() bool {
+		s := listShows(t, bs.base, "crash")
+		return len(s) == 1 && s[0].Duration >= 5
+	})
+	time.Sleep(1500 * time.Millisecond) // mid-segment
+	if err := srv.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = srv.Process.Wait()
+	killed := time.Now()
+
+	bs.start()
+	shows := listShows(t, bs.base, "crash")
+	if len(shows) != 1 || shows[0].EndedAt == nil {
+		t.Fatalf("after restart want one closed show, got %+v", shows)
+	}
+	s := shows[0]
+	lag := killed.Sub(*s.EndedAt)
+	t.Logf("killed at %s, show closed at %s (%.2f s earlier: the unfinished segment), %.2f s recorded",
+		killed.Format("15:04:05.000"), s.EndedAt.Format("15:04:05.000"), lag.Seconds(), s.Duration)
+	if lag < 0 || lag > 4*time.Second {
+		t.Fatalf("show ended %s before the kill", lag)
+	}
+	m3u8 := bs.base + s.ReplayURL + "/index.m3u8"
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", m3u8, "-f", "null", "-")
+	if msg, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(msg))) > 0 {
+		t.Fatalf("decoding the recording: %v: %s", err, msg)
+	}
+	wall := s.EndedAt.Sub(s.StartedAt).Seconds()
+	if d := probeDuration(t, m3u8); d < wall-1 || d > wall+1 {
+		t.Fatalf("replay lasts %.2f s, the show %.2f s", d, wall)
 	}
 }
