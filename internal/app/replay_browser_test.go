@@ -65,7 +65,10 @@ func TestBrowserReplay(t *testing.T) {
 		fpub, fafter int
 	}
 	var pushes []push
-	for i, c := range []struct{ at time.Duration; action, product string }{
+	for i, c := range []struct {
+		at              time.Duration
+		action, product string
+	}{
 		{4 * time.Second, "show", "bag"}, {9 * time.Second, "show", "mug"}, {14 * time.Second, "hide", "mug"},
 	} {
 		time.Sleep(time.Until(start.Add(c.at)))
