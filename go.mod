@@ -3,6 +3,7 @@ module github.com/streamd/streamd
 go 1.26.8
 
 require (
+	github.com/bluenviron/gohlslib/v2 v2.1.4
 	github.com/bluenviron/gortsplib/v4 v4.16.2
 	github.com/bluenviron/mediacommon/v2 v2.4.1
 	github.com/chromedp/chromedp v0.23.0
@@ -23,6 +24,8 @@ require (
 
 require (
 	github.com/abema/go-mp4 v1.4.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.13.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect

@@ -26,14 +26,16 @@ const (
 	maxFrameGap = 10 * videoRate // a longer step is a broken timeline, not a pause
 )
 
-// unwrap extends 32-bit RTP timestamps to a monotonic-ish 64-bit count.
-type unwrap struct {
+// Unwrap extends 32-bit RTP timestamps to 64 bits (steps are taken as
+// signed 32-bit differences).
+type Unwrap struct {
 	have bool
 	last uint32
 	ext  int64
 }
 
-func (u *unwrap) next(ts uint32) int64 {
+// Next returns ts extended.
+func (u *Unwrap) Next(ts uint32) int64 {
 	if !u.have {
 		u.have, u.last, u.ext = true, ts, int64(ts)
 		return u.ext
@@ -67,7 +69,7 @@ type muxer struct {
 	evLog  *os.File
 
 	dec        *rtph264.Decoder
-	vu, au     unwrap
+	vu, au     Unwrap
 	vStarted   bool
 	vFirstExt  int64
 	vFirstArr  int64
@@ -133,7 +135,7 @@ func (mx *muxer) packet(p packet) {
 }
 
 func (mx *muxer) video(p packet) {
-	ext := mx.vu.next(p.ts)
+	ext := mx.vu.Next(p.ts)
 	au, err := mx.dec.Decode(&rtp.Packet{Header: rtp.Header{Timestamp: p.ts, SequenceNumber: p.seq, Marker: p.marker}, Payload: p.payload})
 	if err != nil {
 		if !errors.Is(err, rtph264.ErrMorePacketsNeeded) && !errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
@@ -184,7 +186,7 @@ func (mx *muxer) video(p packet) {
 
 func (mx *muxer) audio(p packet) {
 	mx.audioSeen = true
-	ext := mx.au.next(p.ts)
+	ext := mx.au.Next(p.ts)
 	if !mx.vStarted || (mx.initName != "" && !mx.audioInit) {
 		return
 	}

@@ -26,6 +26,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/streamd/streamd/cart"
+	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
@@ -56,6 +57,8 @@ type App struct {
 	RTSPPull *ingest.RTSPPull
 	// Recorder records every show (nil with --record=false).
 	Recorder *record.Recorder
+	// HLS serves LL-HLS of live streams.
+	HLS *hls.Live
 
 	db       *bolt.DB
 	rdb      *redis.Client

@@ -14,6 +14,7 @@ import (
 // the sfu's live changes start and end shows, the overlay bus feeds each
 // show's event log.
 func (a *App) initRecording() error {
+	a.initLiveHLS()
 	if !a.Config.Record {
 		return nil
 	}
@@ -38,7 +39,25 @@ func (a *App) recordLive(stream string, live bool) {
 	}
 }
 
+// initLiveHLS serves LL-HLS of live streams (muxed on demand).
+func (a *App) initLiveHLS() {
+	a.HLS = &hls.Live{Media: liveMedia{a}, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "hls")}
+	a.HLS.Initialize()
+	a.closers = append(a.closers, a.HLS.Close)
+}
+
+// liveMedia adapts the sfu to hls.Media.
+type liveMedia struct{ a *App }
+
+func (m liveMedia) LiveSource(stream string) (hls.Source, bool) {
+	if !m.a.SFU.Live(stream) {
+		return nil, false
+	}
+	return m.a.SFU.Stream(stream), true
+}
+
 func (a *App) recordRoutes(m *http.ServeMux) {
+	a.HLS.Register(m)
 	if a.Recorder == nil {
 		return
 	}

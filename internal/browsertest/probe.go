@@ -2,7 +2,8 @@ package browsertest
 
 // GlassProbeJS installs, in a player page, a requestVideoFrameCallback loop
 // that decodes the test pattern from every played frame and records
-// {frame, latency_ms, rtp} in window.__glass. Latency is presentation time
+// {frame, latency_ms, rtp} in window.__glass (rtp: rVFC's rtpTimestamp, or
+// on HLS the player's frameRtp from the frame's PTS). Latency is presentation time
 // minus the time the publisher drew the frame (both wall clocks of one
 // machine), i.e. glass to glass.
 const GlassProbeJS = `(async () => {
@@ -20,7 +21,7 @@ const GlassProbeJS = `(async () => {
       const d = decodeFrame(ctx, w / 640, h / 360);
       if (d) {
         const shown = Math.floor(performance.timeOrigin + (md.expectedDisplayTime || now)) >>> 0;
-        window.__glass.push({ frame: d.frame, latency_ms: ((shown - d.t) | 0), rtp: md.rtpTimestamp ?? null });
+        window.__glass.push({ frame: d.frame, latency_ms: ((shown - d.t) | 0), rtp: md.rtpTimestamp ?? (window.streamdPlayer.frameRtp ? window.streamdPlayer.frameRtp(md) : null) });
       } else window.__glassBad++;
     }
     video.requestVideoFrameCallback(onFrame);

@@ -28,7 +28,7 @@
 //   resolves when it is open.
 //   options: {url, pingInterval, minBackoff, maxBackoff, WebSocket}
 //
-// ── createFrameSync(video, { onReveal, fallbackDelayMs, maxWaitMs }) → { push(msg), clear(), close(), pending, playoutDelay, reveals }
+// ── createFrameSync(video, { onReveal, fallbackDelayMs, maxWaitMs, frameRtp }) → { push(msg), clear(), close(), setMaxWait(ms), pending, playoutDelay, reveals }
 //   Holds card events (show/hide/update) and reveals each, in seq order, on the
 //   video frame it belongs to: when video.requestVideoFrameCallback reports a frame
 //   whose metadata.rtpTimestamp has reached the card's media.rtp_ts
@@ -206,7 +206,7 @@ export function rtpReached(frameTs, cardTs) {
   return ((frameTs - cardTs) >>> 0) < 0x80000000;
 }
 
-export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitMs = 3000 } = {}) {
+export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitMs = 3000, frameRtp = null } = {}) {
   const queue = []; // {event, arrived, ts} in seq order; ts: the card's rtp_ts or null
   const reveals = [];
   let playoutDelay = null; // ms, smoothed expectedDisplayTime - receiveTime
@@ -232,7 +232,9 @@ export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitM
       const d = metadata.expectedDisplayTime - metadata.receiveTime;
       if (d >= 0 && d < 10000) playoutDelay = playoutDelay === null ? d : playoutDelay * 0.9 + d * 0.1;
     }
-    const frameTs = metadata && typeof metadata.rtpTimestamp === 'number' ? metadata.rtpTimestamp : null;
+    // frameRtp maps a frame to its RTP timestamp where rVFC has none (HLS: from its PTS).
+    const fromPTS = frameRtp && metadata ? frameRtp(metadata) : null;
+    const frameTs = typeof fromPTS === 'number' ? fromPTS : metadata && typeof metadata.rtpTimestamp === 'number' ? metadata.rtpTimestamp : null;
     const shownAt = metadata && typeof metadata.expectedDisplayTime === 'number' ? metadata.expectedDisplayTime : now;
     while (queue.length) {
       const head = queue[0];
@@ -277,6 +279,8 @@ export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitM
     close() { closed = true; queue.length = 0; clearInterval(watchdog); },
     get pending() { return queue.length; },
     get playoutDelay() { return delay(); },
+    // HLS plays seconds behind the socket: cards must be allowed to wait longer.
+    setMaxWait(ms) { maxWaitMs = ms; },
     reveals,
   };
 }

@@ -5,6 +5,7 @@
 import { whepPlay } from './webrtc.js';
 import { connectOverlay, createFrameSync } from './overlay-client.js';
 import { createCardView } from './card.js';
+import { playHLS, webrtcFallback } from './hls-player.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 const video = document.getElementById('video');
@@ -27,7 +28,7 @@ function setState(s) {
 // stays up: the server splices the next publisher in).
 let lastFrame = 0;
 function watchFrames() {
-  const tick = () => { lastFrame = performance.now(); if (player.state !== 'live' && player.pc && player.pc.connectionState === 'connected') setState('live'); video.requestVideoFrameCallback(tick); };
+  const tick = () => { lastFrame = performance.now(); if (player.state !== 'live' && (player.mode === 'hls' || (player.pc && player.pc.connectionState === 'connected'))) setState('live'); video.requestVideoFrameCallback(tick); };
   if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
   else video.addEventListener('timeupdate', () => { lastFrame = performance.now(); if (player.state !== 'live') setState('live'); });
   setInterval(() => {
@@ -37,7 +38,11 @@ function watchFrames() {
 
 let backoff = 500;
 async function connect() {
+  // LL-HLS instead of WebRTC: asked for (?hls=1), or WebRTC failed (hls-player.js).
+  if (new URLSearchParams(location.search).get('hls') === '1') return startHLS('asked');
+  webrtcFallback(player, startHLS);
   for (;;) {
+    if (player.mode === 'hls') return;
     try {
       const session = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, {
         onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; },
@@ -74,8 +79,9 @@ const cardView = createCardView(document.getElementById('overlay'), player);
 player.cardView = cardView;
 player.reveals = [];
 const sync = createFrameSync(video, {
+  frameRtp: (md) => (player.frameRtp ? player.frameRtp(md) : null),
   onReveal: (ev, md) => {
-    player.reveals.push({ seq: ev.seq, id: ev.id, action: ev.action, rtp_ts: ev.media && ev.media.rtp_ts, frame_rtp: md ? md.rtpTimestamp : null,
+    player.reveals.push({ seq: ev.seq, id: ev.id, action: ev.action, rtp_ts: ev.media && ev.media.rtp_ts, frame_rtp: md ? (player.frameRtp ? player.frameRtp(md) : md.rtpTimestamp) : null,
       arrived_ms: ev.arrivedAt, shown_ms: md ? md.expectedDisplayTime : null });
     cardView.show(ev.action === 'hide' ? null : ev.card, ev);
   },
@@ -95,6 +101,16 @@ player.overlay = connectOverlay(streamId, {
   onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },
 });
 player.serverNow = () => player.overlay.serverNow();
+
+function startHLS(why) {
+  if (player.mode === 'hls') return;
+  player.mode = 'hls';
+  player.hlsReason = why;
+  if (player.session) player.session.close();
+  video.srcObject = null;
+  sync.setMaxWait(15000);
+  playHLS(player, video, streamId, setState);
+}
 
 watchFrames();
 connect();
