@@ -1,10 +1,15 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
 
 	"github.com/streamd/streamd/internal/browsertest"
 )
@@ -61,6 +66,21 @@ func TestBrowserLLHLS(t *testing.T) {
 		t.Fatalf("LL-HLS glass-to-glass p50 %d ms, p95 %d ms", p50, p95)
 	}
 
+	// Where WebRTC cannot connect, the player falls back to LL-HLS by itself.
+	noRTC := b.Tab(t)
+	if err := chromedp.Do(noRTC, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `window.RTCPeerConnection = undefined;`})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.Open(noRTC, a.BaseURL()+"/watch/ll", "#video"); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitFor(noRTC, 20*time.Second, `window.streamdPlayer && window.streamdPlayer.mode === 'hls' && window.streamdPlayer.hlsReason === 'no_webrtc' && window.streamdPlayer.state === 'live'`); err != nil {
+		t.Fatalf("no fallback to HLS without WebRTC: %v", err)
+	}
+
 	for round, action := range []string{"show", "hide", "show"} {
 		fpub, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
 		if err != nil {
@@ -111,3 +131,4 @@ func distinctBetween(samples []glassSample, lo, hi uint32) int {
 	}
 	return len(seen)
 }
+
