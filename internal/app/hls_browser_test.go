@@ -131,4 +131,3 @@ func distinctBetween(samples []glassSample, lo, hi uint32) int {
 	}
 	return len(seen)
 }
-
