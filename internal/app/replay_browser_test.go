@@ -192,6 +192,8 @@ func TestBrowserReplay(t *testing.T) {
 	if err := browsertest.WaitFor(tab, 10*time.Second, `(() => { const c = document.querySelector('.card'); return !c.hidden && c.dataset.product === 'bag' })()`); err != nil {
 		t.Fatalf("chapter did not show its card: %v", err)
 	}
+	shot(t, tab, "replay.png")
+	defer artifact(t, tab, "replay-buy.png")
 	// Buy from the replay.
 	if err := browsertest.WaitFor(tab, 5*time.Second, `!document.querySelector('.card-buy').disabled`); err != nil {
 		t.Fatal(err)
