@@ -79,7 +79,12 @@ func glassOne(ctx context.Context, e *Env, b *browsertest.Browser, srv *Server, 
 	e.Progress.Set("glass %s: opening player and publisher", codec)
 	player, closePlayer := b.NewTab()
 	defer closePlayer()
-	if err := browsertest.Open(player, srv.Base+"/watch/"+stream, "#video"); err != nil {
+	// Over LL-HLS the first frame and each reveal come seconds later.
+	watch, firstFrame, lastReveal, transport := "/watch/"+stream, 15*time.Second, time.Second, "webrtc"
+	if o.HLS {
+		watch, firstFrame, lastReveal, transport = watch+"?hls=1", 45*time.Second, 5*time.Second, "llhls"
+	}
+	if err := browsertest.Open(player, srv.Base+watch, "#video"); err != nil {
 		return Row{}, fmt.Errorf("open player: %w", err)
 	}
 	if err := browsertest.WaitFor(player, 10*time.Second, `!!window.streamdPlayer`); err != nil {
@@ -96,7 +101,7 @@ func glassOne(ctx context.Context, e *Env, b *browsertest.Browser, srv *Server, 
 	if _, err := browsertest.Eval[string](pub, 20*time.Second, fmt.Sprintf(`streamdPublish({key: %q, source: 'canvas', codec: %q})`, key, codec)); err != nil {
 		return Row{}, fmt.Errorf("publish: %w", err)
 	}
-	if err := browsertest.WaitFor(player, 15*time.Second, `window.__glass.length > 0 && window.streamdPlayer.state === 'live'`); err != nil {
+	if err := browsertest.WaitFor(player, firstFrame, `window.__glass.length > 0 && window.streamdPlayer.state === 'live'`); err != nil {
 		return Row{}, fmt.Errorf("no decodable frame reached the player: %w", err)
 	}
 	time.Sleep(time.Second) // past the start-up frames
@@ -127,7 +132,7 @@ func glassOne(ctx context.Context, e *Env, b *browsertest.Browser, srv *Server, 
 		e.Progress.Set("glass %s: card %d/%d pushed at frame %d", codec, i+1, o.Cards, p.Frame)
 	}
 	time.Sleep(time.Until(t0.Add(o.GlassDuration)))
-	time.Sleep(time.Second) // the last reveal
+	time.Sleep(lastReveal) // the last reveal
 	elapsed := time.Since(tFrom).Seconds()
 	samples, err := browsertest.Eval[[]glassSample](player, 10*time.Second, fmt.Sprintf(`window.__glass.slice(%d)`, from))
 	if err != nil {
@@ -176,6 +181,7 @@ func glassOne(ctx context.Context, e *Env, b *browsertest.Browser, srv *Server, 
 	sl, se := sortedCopy(lat), sortedCopy(syncErr)
 	r := Row{Scenario: "glass"}
 	r.add("codec", codec)
+	r.add("transport", transport)
 	r.add("frames", len(samples))
 	r.add("fps", fps)
 	r.add("glass_p50_ms", percentile(sl, 0.5))

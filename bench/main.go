@@ -69,6 +69,7 @@ type Options struct {
 	// glass
 	Codecs        []string
 	GlassDuration time.Duration
+	HLS           bool // glass: play over LL-HLS instead of WebRTC
 	Cards         int
 	Chromium      string
 }
@@ -123,6 +124,7 @@ func main() {
 	fs.StringVar(&codecs, "codecs", strings.Join(o.Codecs, ","), "glass: codecs")
 	fs.DurationVar(&o.GlassDuration, "glass-duration", o.GlassDuration, "glass: sampling time per codec")
 	fs.IntVar(&o.Cards, "cards", o.Cards, "glass: cards pushed per codec for the sync error")
+	fs.BoolVar(&o.HLS, "hls", false, "glass: the player plays LL-HLS (/watch/{stream}?hls=1) instead of WebRTC (H.264 only: use -codecs h264)")
 	fs.StringVar(&o.Chromium, "chromium", "", "glass: Chromium binary (default $STREAMD_CHROMIUM or /usr/bin/chromium)")
 	report := fs.String("report", "", "only re-render results.md and the charts of this results folder from its results.jsonl")
 	_ = fs.Parse(os.Args[1:])
