@@ -34,9 +34,15 @@ func (a *App) initRecording() error {
 
 // recordLive is the recorder's part of the sfu's live hook.
 func (a *App) recordLive(stream string, live bool) {
-	if a.Recorder != nil {
-		a.Recorder.Live(stream, a.SFU.Stream(stream), live)
+	if a.Recorder == nil {
+		return
 	}
+	if !live {
+		// No sfu lookup: it would re-create the state of a deleted stream.
+		a.Recorder.Live(stream, nil, false)
+		return
+	}
+	a.Recorder.Live(stream, a.SFU.Stream(stream), true)
 }
 
 // initLiveHLS serves LL-HLS of live streams (muxed on demand).
