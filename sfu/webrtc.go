@@ -16,6 +16,9 @@ import (
 type NetConfig struct {
 	// UDPAddr is the one UDP port every peer shares (e.g. ":8189").
 	UDPAddr string
+	// TCPAddr is the one TCP port for ICE over TCP (passive candidates,
+	// RFC 6544), for viewers whose network blocks UDP. Empty disables it.
+	TCPAddr string
 	// AdvertiseIPs are the addresses put in ICE candidates (NAT 1:1 / Docker).
 	// Empty: the addresses of the host's interfaces.
 	AdvertiseIPs []string
@@ -30,6 +33,8 @@ type NetConfig struct {
 type WebRTC struct {
 	conn   net.PacketConn
 	mux    ice.UDPMux
+	tcpLn  net.Listener
+	tcpMux ice.TCPMux
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
 }
@@ -47,7 +52,19 @@ func NewWebRTC(cfg NetConfig) (*WebRTC, error) {
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(w.mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCPAddr != "" {
+		if w.tcpLn, err = net.Listen("tcp", cfg.TCPAddr); err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("listen webrtc tcp %s: %w", cfg.TCPAddr, err)
+		}
+		// Passive candidates on the one port, advertised on the same
+		// addresses as UDP (the NAT 1:1 mapping below covers both).
+		w.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), w.tcpLn, 64)
+		se.SetICETCPMux(w.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
 	if cfg.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
@@ -85,10 +102,23 @@ func (w *WebRTC) SubscriberAPI() *webrtc.API { return w.subAPI }
 // LocalAddr is the UDP address the server listens on.
 func (w *WebRTC) LocalAddr() net.Addr { return w.conn.LocalAddr() }
 
-// Close closes the shared socket.
+// TCPAddr is the ICE TCP address the server listens on (nil: disabled).
+func (w *WebRTC) TCPAddr() net.Addr {
+	if w.tcpLn == nil {
+		return nil
+	}
+	return w.tcpLn.Addr()
+}
+
+// Close closes the shared sockets.
 func (w *WebRTC) Close() error {
 	if w.mux != nil {
 		_ = w.mux.Close()
+	}
+	if w.tcpMux != nil {
+		_ = w.tcpMux.Close() // closes the listener too
+	} else if w.tcpLn != nil {
+		_ = w.tcpLn.Close()
 	}
 	return w.conn.Close()
 }
