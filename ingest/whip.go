@@ -21,7 +21,11 @@ type WHIP struct {
 	SFU            *sfu.SFU
 	Auth           Auth
 	ConnectTimeout time.Duration // default 15 s
-	Logger         *slog.Logger
+	// ICELinks are the Link headers (TURN servers) of WHIP answers; nil: none.
+	ICELinks func(*http.Request) []string
+	// Transports counts publisher sessions by transport (nil: not counted).
+	Transports *whipx.Transports
+	Logger     *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]*whipSession
@@ -66,6 +70,9 @@ func (h *WHIP) Register(mux *http.ServeMux) {
 }
 
 func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions {
+		whipx.AddLinks(w, r, h.ICELinks)
+	}
 	if whipx.CORS(w, r) {
 		return
 	}
@@ -105,6 +112,7 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not start the session")
 		return
 	}
+	whipx.AddLinks(w, r, h.ICELinks)
 	whipx.WriteAnswer(w, whipx.SessionPath("/whip", stream, s.id), s.etag, answer)
 }
 
@@ -140,6 +148,8 @@ type whipSession struct {
 	peerFeed
 
 	closeOnce sync.Once
+	connOnce  sync.Once
+	release   func() // uncounts the session's transport (set when connected)
 	connected chan struct{}
 	done      chan struct{} // closed by Close
 }
@@ -152,11 +162,13 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	id, etag := whipx.NewSession()
 	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{pc: pc, wg: &h.wg}, connected: make(chan struct{}), done: make(chan struct{})}
 	pc.OnTrack(s.onTrack)
-	var connOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			connOnce.Do(func() { close(s.connected) })
+			s.connOnce.Do(func() {
+				s.release = h.Transports.Connected("publisher", pc)
+				close(s.connected)
+			})
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			go s.Close()
 		}
@@ -220,6 +232,10 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRec
 // Close ends the session and its publication.
 func (s *whipSession) Close() error {
 	s.closeOnce.Do(func() {
+		s.connOnce.Do(func() {}) // waits for a connection being counted
+		if s.release != nil {
+			s.release()
+		}
 		close(s.done)
 		s.h.mu.Lock()
 		delete(s.h.sessions, s.id)

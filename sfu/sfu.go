@@ -10,11 +10,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd/internal/whipx"
 )
 
 // Tuning holds the sfu's knobs with their defaults (DefaultTuning).
@@ -66,7 +69,11 @@ type SFU struct {
 	// OnSubscribe is told when a viewer session starts (a cluster node uses
 	// it to pull a stream published on another node).
 	OnSubscribe func(stream string)
-	Registerer  prometheus.Registerer
+	// ICELinks are the Link headers (TURN servers) of WHEP answers; nil: none.
+	ICELinks func(*http.Request) []string
+	// Transports counts viewer sessions by transport (nil: not counted).
+	Transports *whipx.Transports
+	Registerer prometheus.Registerer
 	Logger      *slog.Logger
 
 	m        *metrics

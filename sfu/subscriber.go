@@ -31,6 +31,7 @@ type Subscriber struct {
 	audio *downTrack
 
 	admitOnce sync.Once
+	release   func() // uncounts the session's transport (set at admission)
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -60,6 +61,12 @@ func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscribe
 		return nil, "", ErrClosed
 	}
 	st := s.Stream(streamID)
+	// A viewer that cannot decode the stream's video is told so now, before
+	// a session exists, not left connected to a black picture.
+	codec, live := st.Codec(webrtc.RTPCodecTypeVideo)
+	if err := whipx.CheckCodec(offer, codec, live); err != nil {
+		return nil, "", err
+	}
 	pc, err := s.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("new peer connection: %w", err)
@@ -88,6 +95,7 @@ func (s *SFU) Subscribe(ctx context.Context, streamID, offer string) (*Subscribe
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
 			sub.admitOnce.Do(func() {
+				sub.release = s.Transports.Connected("viewer", pc)
 				if sub.video != nil {
 					st.video.add(sub.video)
 				}
@@ -195,6 +203,11 @@ func (sub *Subscriber) readRTCP(sender *webrtc.RTPSender, d *downTrack, f *forwa
 // Close ends the session.
 func (sub *Subscriber) Close() {
 	sub.closeOnce.Do(func() {
+		// Waits for an admission in progress; none can start after this.
+		sub.admitOnce.Do(func() {})
+		if sub.release != nil {
+			sub.release()
+		}
 		if sub.video != nil {
 			sub.st.video.remove(sub.video)
 		}

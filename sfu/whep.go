@@ -21,6 +21,9 @@ func (s *SFU) Register(mux *http.ServeMux) {
 }
 
 func (s *SFU) handleWHEP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions {
+		whipx.AddLinks(w, r, s.ICELinks)
+	}
 	if whipx.CORS(w, r) {
 		return
 	}
@@ -32,6 +35,9 @@ func (s *SFU) handleWHEP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	sub, answer, err := s.Subscribe(ctx, stream, offer)
+	if whipx.WriteCodecError(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, ErrUnknownStream):
 		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+stream+": create it with POST /api/streams")
@@ -49,6 +55,7 @@ func (s *SFU) handleWHEP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not start the session")
 		return
 	}
+	whipx.AddLinks(w, r, s.ICELinks)
 	whipx.WriteAnswer(w, whipx.SessionPath("/whep", stream, sub.ID()), sub.ETag(), answer)
 }
 

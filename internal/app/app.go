@@ -31,6 +31,8 @@ import (
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/signer"
+	"github.com/streamd/streamd/internal/turn"
+	"github.com/streamd/streamd/internal/whipx"
 	"github.com/streamd/streamd/overlay"
 	"github.com/streamd/streamd/sfu"
 	"github.com/streamd/streamd/showroom"
@@ -63,6 +65,7 @@ type App struct {
 	db       *bolt.DB
 	rdb      *redis.Client
 	net      *sfu.WebRTC
+	turn     *turn.Server // nil unless --turn
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
 	httpLn   net.Listener
@@ -144,17 +147,21 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 
 	// Media: one UDP port, the sfu, WHIP ingest.
-	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
+	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { _ = a.net.Close() })
-	a.SFU = &sfu.SFU{API: a.net.SubscriberAPI(), Registry: a.Streams, Registerer: a.reg, Logger: logger.With("pkg", "sfu")}
+	if err := a.initTURN(key); err != nil {
+		return nil, err
+	}
+	transports := whipx.NewTransports(a.reg)
+	a.SFU = &sfu.SFU{API: a.net.SubscriberAPI(), Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "sfu")}
 	if err := a.SFU.Initialize(); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.SFU.Close)
-	a.WHIP = &ingest.WHIP{API: a.net.PublisherAPI(), SFU: a.SFU, Auth: publishAuth{a.Streams}, Logger: logger.With("pkg", "whip")}
+	a.WHIP = &ingest.WHIP{API: a.net.PublisherAPI(), SFU: a.SFU, Auth: publishAuth{a.Streams}, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whip")}
 	if err := a.WHIP.Initialize(); err != nil {
 		return nil, err
 	}

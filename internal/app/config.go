@@ -14,6 +14,10 @@ type Config struct {
 	RTSP                string
 	WebRTCUDP           string
 	WebRTCIPs           []string
+	WebRTCTCP           string // ICE over TCP address ("" disables)
+	TURN                string // embedded TURN server address ("" disables)
+	TURNTLS             string // TURN over TLS address, used with TLSCert/TLSKey
+	TLSCert, TLSKey     string
 	Data                string
 	StaffToken          string
 	Redis               string
@@ -45,6 +49,11 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.HTTP, "http", ":8080", "HTTP listen address (API, WHIP, WHEP, pages, /metrics)")
 	fs.StringVar(&c.RTSP, "rtsp", ":8554", "RTSP listen address (empty disables RTSP)")
 	fs.StringVar(&c.WebRTCUDP, "webrtc-udp", ":8189", "the one UDP address all WebRTC peers share")
+	fs.StringVar(&c.WebRTCTCP, "webrtc-tcp", ":8189", "ICE over TCP address, for viewers whose network blocks UDP (empty disables)")
+	fs.StringVar(&c.TURN, "turn", "", "embedded TURN server address on UDP and TCP, e.g. :3478 (empty: off)")
+	fs.StringVar(&c.TURNTLS, "turn-tls", ":5349", "TURN over TLS (turns:) address, used when --tls-cert and --tls-key are set")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM), for TURN over TLS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&ips, "webrtc-ip", "", "addresses to advertise in ICE candidates, comma-separated (empty: the host's)")
 	fs.StringVar(&c.Data, "data", "./data", "data directory (embedded store, generated staff token)")
 	fs.StringVar(&c.StaffToken, "staff-token", "", "staff token (generated and kept in the data dir when empty)")

@@ -236,7 +236,12 @@ func Connect(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token str
 // WHEP; onTrack runs on pion's goroutine for each remote track and may read
 // it until it ends.
 func NewViewer(api *webrtc.API, onTrack func(*webrtc.TrackRemote)) (*webrtc.PeerConnection, error) {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	return NewViewerConfig(api, webrtc.Configuration{}, onTrack)
+}
+
+// NewViewerConfig is NewViewer with a configuration (ICE servers, relay-only policy).
+func NewViewerConfig(api *webrtc.API, cfg webrtc.Configuration, onTrack func(*webrtc.TrackRemote)) (*webrtc.PeerConnection, error) {
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -263,8 +268,13 @@ type Subscriber struct {
 
 // Subscribe connects a WHEP viewer. Received packets are kept.
 func Subscribe(ctx context.Context, api *webrtc.API, endpoint string) (*Subscriber, error) {
+	return SubscribeConfig(ctx, api, webrtc.Configuration{}, endpoint)
+}
+
+// SubscribeConfig is Subscribe with a peer-connection configuration.
+func SubscribeConfig(ctx context.Context, api *webrtc.API, cfg webrtc.Configuration, endpoint string) (*Subscriber, error) {
 	s := &Subscriber{notify: make(chan struct{}, 1)}
-	pc, err := NewViewer(api, s.record)
+	pc, err := NewViewerConfig(api, cfg, s.record)
 	if err != nil {
 		return nil, err
 	}

@@ -46,10 +46,10 @@ type Server struct {
 	// RelayIP is the address put in relay candidates: one streamd's
 	// WebRTC port can reach (the host's, or the --webrtc-ip address).
 	RelayIP net.IP
-	// Peers are the addresses relayed traffic may go to: streamd's own
-	// WebRTC addresses. Nil: the host's interface addresses and RelayIP.
-	// Anything else is refused, so the relay cannot be used to reach
-	// other hosts.
+	// Relayed traffic may go only to streamd itself: the host's own
+	// addresses, RelayIP and Peers (e.g. the advertised --webrtc-ip
+	// addresses). Anything else is refused, so the relay cannot be used to
+	// reach other hosts.
 	Peers []net.IP
 	// TTL is how long minted credentials may start an allocation
 	// (default 10 min). An allocation made in time is kept alive past it.
@@ -69,6 +69,7 @@ type Server struct {
 
 type metrics struct {
 	allocations prometheus.Gauge
+	made        *prometheus.CounterVec
 	refused     *prometheus.CounterVec
 }
 
@@ -98,19 +99,19 @@ func (s *Server) Start() (err error) {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	s.peers = map[string]bool{s.RelayIP.String(): true}
-	peers := s.Peers
-	if peers == nil {
-		peers = hostIPs()
-	}
-	for _, ip := range peers {
+	for _, ip := range append(hostIPs(), s.Peers...) {
 		s.peers[ip.String()] = true
 	}
 	s.m = metrics{
 		allocations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_turn_allocations", Help: "TURN relay allocations now."}),
+		made:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_turn_allocations_total", Help: "TURN relay allocations made, by the client's transport to the TURN server (udp, tcp)."}, []string{"transport"}),
 		refused:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_turn_refused_total", Help: "TURN requests refused, by reason (bad_credentials, expired, peer_not_allowed)."}, []string{"reason"}),
 	}
 	if s.Registerer != nil {
 		if err := s.Registerer.Register(s.m.allocations); err != nil {
+			return fmt.Errorf("turn metrics: %w", err)
+		}
+		if err := s.Registerer.Register(s.m.made); err != nil {
 			return fmt.Errorf("turn metrics: %w", err)
 		}
 		if err := s.Registerer.Register(s.m.refused); err != nil {
@@ -152,7 +153,10 @@ func (s *Server) Start() (err error) {
 					s.Logger.Info("turn: wrong credentials", "user", user, "from", addrString(src))
 				}
 			},
-			OnAllocationCreated: func(_, _ net.Addr, _ string, _, _ string, _ net.Addr, _ int) { s.m.allocations.Inc() },
+			OnAllocationCreated: func(src, _ net.Addr, _ string, _, _ string, _ net.Addr, _ int) {
+				s.m.allocations.Inc()
+				s.m.made.WithLabelValues(src.Network()).Inc()
+			},
 			OnAllocationDeleted: func(_, _ net.Addr, _ string, _, _ string) { s.m.allocations.Dec() },
 		},
 	}

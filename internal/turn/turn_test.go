@@ -24,7 +24,7 @@ func secret() []byte { return SecretFrom([]byte("0123456789abcdef0123456789abcde
 
 func startServer(t *testing.T, reg prometheus.Registerer, tlsCfg *tls.Config) *Server {
 	t.Helper()
-	s := &Server{Addr: "127.0.0.1:0", Secret: secret(), RelayIP: loopback, Peers: []net.IP{loopback}, Registerer: reg}
+	s := &Server{Addr: "127.0.0.1:0", Secret: secret(), RelayIP: loopback, Registerer: reg}
 	if tlsCfg != nil {
 		s.TLSAddr, s.TLS = "127.0.0.1:0", tlsCfg
 	}

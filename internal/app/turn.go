@@ -1,0 +1,77 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/streamd/streamd/internal/turn"
+)
+
+// initTURN starts the embedded TURN server when --turn is set. Its secret
+// comes from the signing key, so every node of a cluster (which shares the
+// key through Redis) accepts the credentials any node hands out.
+func (a *App) initTURN(signingKey []byte) error {
+	cfg := a.Config
+	if cfg.TURN == "" {
+		return nil
+	}
+	relay := net.IPv4(127, 0, 0, 1)
+	var peers []net.IP
+	for _, s := range cfg.WebRTCIPs {
+		if ip := net.ParseIP(s); ip != nil {
+			peers = append(peers, ip)
+		}
+	}
+	switch {
+	case len(peers) > 0:
+		relay = peers[0]
+	case !cfg.LoopbackOnly:
+		relay = turn.DefaultRelayIP()
+	}
+	s := &turn.Server{Addr: cfg.TURN, Secret: turn.SecretFrom(signingKey), RelayIP: relay, Registerer: a.reg, Logger: a.Logger.With("pkg", "turn")}
+	s.Peers = peers // streamd's advertised addresses (besides the host's own)
+	if cfg.TLSCert != "" && cfg.TLSKey != "" && cfg.TURNTLS != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.TLSAddr, s.TLS = cfg.TURNTLS, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	a.turn = s
+	a.closers = append(a.closers, s.Close)
+	return nil
+}
+
+// iceLinks returns the Link headers of WHIP/WHEP answers (nil without TURN).
+// The TURN host is the advertised media address when there is one, else
+// the host the client reached streamd's HTTP at; with a certificate it is
+// always that name, which the certificate is for.
+func (a *App) iceLinks() func(*http.Request) []string {
+	if a.turn == nil {
+		return nil
+	}
+	return func(r *http.Request) []string {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		if len(a.Config.WebRTCIPs) > 0 && a.turn.TLS == nil {
+			host = a.Config.WebRTCIPs[0]
+		}
+		return a.turn.Links(host, time.Now())
+	}
+}
+
+// TURNAddr is the bound TURN UDP address ("" when TURN is off).
+func (a *App) TURNAddr() string {
+	if a.turn == nil {
+		return ""
+	}
+	return a.turn.UDPAddr().String()
+}
