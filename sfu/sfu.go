@@ -74,7 +74,7 @@ type SFU struct {
 	// Transports counts viewer sessions by transport (nil: not counted).
 	Transports *whipx.Transports
 	Registerer prometheus.Registerer
-	Logger      *slog.Logger
+	Logger     *slog.Logger
 
 	m        *metrics
 	mu       sync.Mutex

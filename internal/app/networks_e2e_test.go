@@ -292,5 +292,3 @@ func viewerAPI(t *testing.T, mime string) *webrtc.API {
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(rtctest.Loopback()))
 }
-
-
