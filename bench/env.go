@@ -167,6 +167,10 @@ func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*S
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	// No ICE-over-TCP port: servers run side by side and --webrtc-tcp
+	// defaults to :8189. Set through the environment, which binaries that
+	// predate the flag ignore.
+	cmd.Env = append(os.Environ(), "STREAMD_WEBRTC_TCP=")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

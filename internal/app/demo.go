@@ -35,6 +35,7 @@ func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "Or over RTSP (ffmpeg):  rtsp://pub:%s@localhost:%s/%s\n", rec.PublishKey, port, rec.ID)
 	}
+	fmt.Fprint(out, a.turnHint())
 	fmt.Fprintf(out, "Watch:                  %s/watch/%s\nRun the show (tablet):  %s/console/%s  (sign in with the staff token)\nShowroom visitors:      %s/visit/%s  (QR code: %s/visit/%s/qr.png)\n\n",
 		base, rec.ID, base, rec.ID, base, rec.ID, base, rec.ID)
 	return nil

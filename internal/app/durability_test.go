@@ -87,7 +87,7 @@ func freePort(t *testing.T) int {
 // runStreamd starts the binary and waits for /healthz.
 func runStreamd(t *testing.T, bin, dir string, port int, extra ...string) *exec.Cmd {
 	t.Helper()
-	args := append([]string{"--http", fmt.Sprintf("127.0.0.1:%d", port), "--webrtc-udp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1",
+	args := append([]string{"--http", fmt.Sprintf("127.0.0.1:%d", port), "--webrtc-udp", "127.0.0.1:0", "--webrtc-tcp", "127.0.0.1:0", "--webrtc-ip", "127.0.0.1",
 		"--rtsp", "", "--data", dir, "--staff-token", testStaff}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -75,3 +75,32 @@ func (a *App) TURNAddr() string {
 	}
 	return a.turn.UDPAddr().String()
 }
+
+// MediaPorts says where WebRTC media is reached: the UDP port, the ICE TCP
+// port and the TURN server, for the startup line.
+func (a *App) MediaPorts() string {
+	s := "WebRTC UDP " + a.UDPAddr()
+	if tcp := a.net.TCPAddr(); tcp != nil {
+		s += ", ICE TCP " + tcp.String()
+	}
+	if a.turn != nil {
+		s += ", TURN " + a.turn.UDPAddr().String() + " UDP+TCP"
+		if tl := a.turn.TLSAddrBound(); tl != "" {
+			s += ", TURN TLS " + tl
+		}
+	}
+	return s
+}
+
+// turnHint tells `make run` users how to reach viewers whose network
+// blocks UDP.
+func (a *App) turnHint() string {
+	if a.turn != nil {
+		return fmt.Sprintf("TURN is on (%s, UDP and TCP): viewers and publishers get short-lived credentials in the WHIP/WHEP Link headers.\n", a.turn.UDPAddr())
+	}
+	tcp := "ICE over TCP is off (--webrtc-tcp)"
+	if t := a.net.TCPAddr(); t != nil {
+		tcp = "ICE over TCP is on (" + t.String() + ")"
+	}
+	return "Viewers on networks that block UDP: " + tcp + "; for the strictest networks turn on the embedded TURN server:\n  make run ARGS='--turn :3478'   (then open UDP and TCP 3478)\n"
+}
