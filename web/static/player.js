@@ -6,6 +6,7 @@ import { whepPlay } from './webrtc.js';
 import { connectOverlay, createFrameSync } from './overlay-client.js';
 import { createCardView } from './card.js';
 import { playHLS, webrtcFallback } from './hls-player.js';
+import { showNotice, clearNotice } from './notice.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 const video = document.getElementById('video');
@@ -15,9 +16,10 @@ const unmute = document.getElementById('unmute');
 const player = { streamId, video, pc: null, state: 'connecting', listeners: [], eventListeners: [] };
 window.streamdPlayer = player;
 
-const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream' };
+const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream', unsupported: "Can't play in this browser" };
 function setState(s) {
   if (player.state === s) return;
+  if (s === 'live') clearNotice(); // whatever path plays, the notice is moot
   player.state = s;
   badge.dataset.state = s;
   badge.textContent = labels[s] || s;
@@ -49,6 +51,7 @@ async function connect() {
       });
       player.pc = session.pc;
       player.session = session;
+      clearNotice();
       backoff = 500;
       setState('waiting');
       await new Promise((resolve) => {
@@ -62,6 +65,14 @@ async function connect() {
       session.close();
       setState('reconnecting');
     } catch (e) {
+      // The browser cannot decode the stream's codec over WebRTC: say so,
+      // and try LL-HLS (decoded by Media Source, which may have the codec).
+      if (e.code === 'codec_unsupported') {
+        showNotice(e.message);
+        setState('unsupported');
+        startHLS('codec');
+        return;
+      }
       setState(e.status === 404 ? 'missing' : 'reconnecting');
     }
     await new Promise((r) => setTimeout(r, backoff));

@@ -1,6 +1,8 @@
 // WHIP/WHEP clients shared by the player, the console preview and the
 // browser publisher. Offers are sent once ICE gathering is complete (host
 // candidates only, so it is quick); the server answers with all of its own.
+// TURN servers the endpoint offers (Link headers) are used from the start.
+import { iceServers } from './iceservers.js';
 
 async function gathered(pc, timeoutMs = 2000) {
   if (pc.iceGatheringState === 'complete') return;
@@ -38,8 +40,8 @@ async function exchange(url, pc, token) {
 }
 
 // whepPlay starts a WHEP session; onTrack gets each remote track's stream.
-export async function whepPlay(url, { onStream } = {}) {
-  const pc = new RTCPeerConnection();
+export async function whepPlay(url, { onStream, iceTransportPolicy } = {}) {
+  const pc = new RTCPeerConnection({ iceServers: await iceServers(url), iceTransportPolicy: iceTransportPolicy || 'all' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const stream = new MediaStream();
@@ -52,7 +54,7 @@ export async function whepPlay(url, { onStream } = {}) {
 
 // whipPublish publishes a MediaStream; codec ('h264'|'vp8'|...) is preferred when given.
 export async function whipPublish(url, token, media, { codec } = {}) {
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({ iceServers: await iceServers(url) });
   for (const track of media.getTracks()) {
     const tr = pc.addTransceiver(track, { direction: 'sendonly' });
     if (codec && track.kind === 'video' && RTCRtpSender.getCapabilities) {
