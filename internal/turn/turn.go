@@ -124,16 +124,8 @@ func (s *Server) Start() (err error) {
 		}
 	}()
 
-	if s.udp, err = net.ListenPacket("udp", s.Addr); err != nil {
-		return fmt.Errorf("listen turn udp %s: %w", s.Addr, err)
-	}
-	// TCP on the same port as UDP (":0" picks one for UDP first).
-	tcpAddr := s.Addr
-	if h, p, e := net.SplitHostPort(s.Addr); e == nil && (p == "0" || p == "") {
-		tcpAddr = net.JoinHostPort(h, strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
-	}
-	if s.tcp, err = net.Listen("tcp", tcpAddr); err != nil {
-		return fmt.Errorf("listen turn tcp %s: %w", tcpAddr, err)
+	if err := s.listen(); err != nil {
+		return err
 	}
 	gen := func() pionturn.RelayAddressGenerator {
 		return &pionturn.RelayAddressGeneratorStatic{RelayAddress: s.RelayIP, Address: relayBind(s.RelayIP)}
@@ -171,6 +163,29 @@ func (s *Server) Start() (err error) {
 	}
 	s.Logger.Info("turn listening", "udp", s.udp.LocalAddr().String(), "tcp", s.tcp.Addr().String(), "tls", s.TLSAddrBound(), "relay_ip", s.RelayIP.String())
 	return nil
+}
+
+// listen opens the UDP and TCP listeners on one port. With port 0 the
+// UDP port is picked first; if its TCP twin is taken, another is tried.
+func (s *Server) listen() (err error) {
+	host, port, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return fmt.Errorf("turn address %q: %w", s.Addr, err)
+	}
+	for attempt := 0; ; attempt++ {
+		if s.udp, err = net.ListenPacket("udp", s.Addr); err != nil {
+			return fmt.Errorf("listen turn udp %s: %w", s.Addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
+		if s.tcp, err = net.Listen("tcp", tcpAddr); err == nil {
+			return nil
+		}
+		_ = s.udp.Close()
+		s.udp = nil
+		if port != "0" || attempt == 10 {
+			return fmt.Errorf("listen turn tcp %s: %w", tcpAddr, err)
+		}
+	}
 }
 
 // relayBind is the local address relay sockets bind to: the relay IP when
