@@ -18,18 +18,18 @@ func (a *App) initTURN(signingKey []byte) error {
 	if cfg.TURN == "" {
 		return nil
 	}
+	// Relayed media only ever goes between the TURN server and streamd on
+	// this host, so the relay address is a local one (never the public
+	// --webrtc-ip, which would need the network to hairpin).
 	relay := net.IPv4(127, 0, 0, 1)
+	if !cfg.LoopbackOnly {
+		relay = turn.DefaultRelayIP()
+	}
 	var peers []net.IP
 	for _, s := range cfg.WebRTCIPs {
 		if ip := net.ParseIP(s); ip != nil {
 			peers = append(peers, ip)
 		}
-	}
-	switch {
-	case len(peers) > 0:
-		relay = peers[0]
-	case !cfg.LoopbackOnly:
-		relay = turn.DefaultRelayIP()
 	}
 	s := &turn.Server{Addr: cfg.TURN, Secret: turn.SecretFrom(signingKey), RelayIP: relay, Registerer: a.reg, Logger: a.Logger.With("pkg", "turn")}
 	s.Peers = peers // streamd's advertised addresses (besides the host's own)
