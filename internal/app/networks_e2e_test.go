@@ -3,11 +3,14 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	pionturn "github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -291,4 +294,49 @@ func viewerAPI(t *testing.T, mime string) *webrtc.API {
 		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(rtctest.Loopback()))
+}
+
+// TestClusterTURNCredentials: the nodes of a cluster share the signing key
+// through Redis, so TURN credentials one node hands out (in its WHEP Link
+// headers) open a relay on another node's TURN server.
+func TestClusterTURNCredentials(t *testing.T) {
+	testenv.Redis(t, 10) // flushed
+	nodes := make([]*App, 2)
+	for i := range nodes {
+		port := freePort(t)
+		nodes[i] = startApp(t, func(c *Config) {
+			c.HTTP = fmt.Sprintf("127.0.0.1:%d", port)
+			c.NodeURL = "http://" + c.HTTP
+			c.Redis = testenv.RedisURL(10)
+			c.TURN = "127.0.0.1:0"
+		})
+	}
+	createStream(t, nodes[0], "shared")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	servers, err := rtctest.ICEServers(ctx, nodes[0].BaseURL()+"/whep/shared")
+	if err != nil || len(servers) == 0 {
+		t.Fatalf("ICE servers of node 1: %v %v", servers, err)
+	}
+	for i, n := range nodes {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pionturn.NewClient(&pionturn.ClientConfig{TURNServerAddr: n.TURNAddr(), STUNServerAddr: n.TURNAddr(),
+			Username: servers[0].Username, Password: servers[0].Credential.(string), Realm: "streamd", Conn: conn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relay, err := c.Allocate()
+		if err != nil {
+			t.Fatalf("node %d refused node 1's credentials: %v", i+1, err)
+		}
+		relay.Close()
+		c.Close()
+		conn.Close()
+	}
 }
