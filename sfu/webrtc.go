@@ -60,7 +60,9 @@ func NewWebRTC(cfg NetConfig) (*WebRTC, error) {
 		}
 		// Passive candidates on the one port, advertised on the same
 		// addresses as UDP (the NAT 1:1 mapping below covers both).
-		w.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), w.tcpLn, 64)
+		// 512 packets of read queue per connection: a TCP publisher's
+		// keyframe burst (100+ packets) must not overflow it.
+		w.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), w.tcpLn, 512)
 		se.SetICETCPMux(w.tcpMux)
 		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
