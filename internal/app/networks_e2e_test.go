@@ -432,3 +432,49 @@ func certPool(t *testing.T, certFile string) *x509.CertPool {
 	}
 	return p
 }
+
+// TestPublisherOverTCP: a publisher whose network blocks UDP goes live over
+// ICE TCP, and a viewer gets its frames from the first keyframe on.
+func TestPublisherOverTCP(t *testing.T) {
+	ffmpeg := testenv.FFmpeg(t)
+	aus, err := rtctest.EncodeH264(ffmpeg, t.TempDir(), 320, 180, 30, 2, 30, "300k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, func(c *Config) { c.WebRTCTCP = "127.0.0.1:0" })
+	key := createStream(t, a, "tcppub")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	se := rtctest.Loopback()
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	pubAPI, err := rtctest.NewAPIWith(se)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(ctx, pubAPI, a.BaseURL()+"/whip/tcppub", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sendCtx, stopSend := context.WithCancel(ctx)
+	defer stopSend()
+	go loopClip(sendCtx, pub, aus, 30)
+	waitFor(ctx, t, "publisher counted over tcp", func() bool {
+		return scrape(t, a, `streamd_webrtc_sessions{role="publisher",transport="tcp"}`) == 1
+	})
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/tcppub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := sub.WaitVideo(ctx, func(p []rtctest.Packet) bool { n, _ := frames(p); return n >= 30 }); err != nil {
+		t.Fatalf("fewer than 30 frames from a TCP publisher: %v", err)
+	}
+	if _, key := frames(sub.Video()); !key {
+		t.Fatal("the first frame is not a keyframe")
+	}
+}
