@@ -37,7 +37,8 @@ func benchBuyNow(b *testing.B, st Store) {
 			n := seq.Add(1)
 			t0 := time.Now()
 			_, _, err := svc.Checkout(ctx, CheckoutRequest{IdempotencyKey: fmt.Sprint("bench-", n), Buyer: fmt.Sprint("b", n%1000),
-				Items: []CheckoutItem{{ProductID: "bench", Quantity: 1}}})
+				Items: []CheckoutItem{{ProductID: "bench", Quantity: 1}}, Contact: &Contact{Email: "b@example.com", Name: "B"},
+				Delivery: &Delivery{Method: DeliveryPickup}})
 			if err != nil {
 				b.Error(err)
 				return

@@ -3,6 +3,7 @@ package cart
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -16,8 +17,8 @@ import (
 	"github.com/streamd/streamd/internal/httpx"
 )
 
-// BuyerCookie identifies a buyer session (per-buyer limits); the
-// X-Buyer-Id header overrides it.
+// BuyerCookie identifies a buyer (per-buyer limits, reading one's own
+// orders and carts): a random id the server signs; clients cannot choose it.
 const BuyerCookie = "streamd_buyer"
 
 // Register adds the cart routes to mux.
@@ -37,6 +38,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/orders/{id}", s.handleGetOrder)
 	mux.HandleFunc("POST /api/orders/{id}/cancel", s.staff(s.handleCancelOrder))
 	mux.HandleFunc("POST /api/stripe/webhook", s.handleStripeWebhook)
+	s.registerOrders(mux)
 }
 
 func (s *Service) staff(h http.HandlerFunc) http.HandlerFunc {
@@ -55,11 +57,19 @@ func (s *Service) isStaff(r *http.Request) bool {
 func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	var so *SoldOutError
 	var le *LimitError
+	var be *BuyerError
 	var fe *FieldError
 	var ce *CurrencyError
 	switch {
 	case httpx.WriteStoreUnavailable(w, err):
 		s.log.Warn("cart: store unavailable", "err", err)
+	case errors.As(err, &be):
+		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, "invalid_buyer", "check the fields named in \"fields\"",
+			map[string]any{"fields": be.Fields})
+	case errors.Is(err, ErrWrongCode):
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "wrong_code", "the pickup code does not match this order: ask the buyer to show it again")
+	case errors.Is(err, errCartAccess):
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such cart for this buyer: start a new cart")
 	case errors.Is(err, ErrKeyReused):
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"this Idempotency-Key was used for a different request: send a new key for a new purchase")
@@ -243,37 +253,52 @@ func (s *Service) handleDeleteDeal(w http.ResponseWriter, r *http.Request) {
 	s.handleGetProduct(w, r)
 }
 
-// buyer returns the buyer id of a request, setting the cookie when new.
-func buyer(w http.ResponseWriter, r *http.Request) string {
-	if id := r.Header.Get("X-Buyer-Id"); ValidID(id) {
-		return id
-	}
-	if c, err := r.Cookie(BuyerCookie); err == nil && ValidID(c.Value) {
-		return c.Value
-	}
-	id := randomID()
-	http.SetCookie(w, &http.Cookie{Name: BuyerCookie, Value: id, Path: "/", MaxAge: 365 * 24 * 3600,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
-	return id
+func writeCart(w http.ResponseWriter, code int, c Cart) {
+	c.Buyer = ""
+	httpx.WriteJSON(w, code, c)
 }
 
 func (s *Service) handleNewCart(w http.ResponseWriter, r *http.Request) {
-	c, err := s.NewCart(r.Context(), buyer(w, r))
+	c, err := s.NewCart(r.Context(), s.buyer(w, r))
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
 	w.Header().Set("Location", "/api/carts/"+c.ID)
-	httpx.WriteJSON(w, http.StatusCreated, c)
+	writeCart(w, http.StatusCreated, c)
+}
+
+// cartAccess lets the cart's buyer (cookie), a holder of its secret
+// (X-Cart-Secret: embedded players whose cookies the browser withholds)
+// and staff at a cart; others get a 404.
+func (s *Service) cartAccess(r *http.Request, id string) error {
+	if s.isStaff(r) {
+		return nil
+	}
+	c, err := s.Store.GetCart(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if b := s.buyerOf(r); b != "" && b == c.Buyer {
+		return nil
+	}
+	if h := r.Header.Get("X-Cart-Secret"); h != "" && c.Secret != "" && subtle.ConstantTimeCompare([]byte(h), []byte(c.Secret)) == 1 {
+		return nil
+	}
+	return errCartAccess
 }
 
 func (s *Service) handleGetCart(w http.ResponseWriter, r *http.Request) {
+	if err := s.cartAccess(r, r.PathValue("id")); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	c, err := s.GetCart(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	writeCart(w, http.StatusOK, c)
 }
 
 func (s *Service) handlePutCartItem(w http.ResponseWriter, r *http.Request) {
@@ -281,21 +306,29 @@ func (s *Service) handlePutCartItem(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, s.MaxBody, &it) {
 		return
 	}
+	if err := s.cartAccess(r, r.PathValue("id")); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	c, err := s.SetCartItem(r.Context(), r.PathValue("id"), it.ProductID, it.SKU, it.Quantity)
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	writeCart(w, http.StatusOK, c)
 }
 
 func (s *Service) handleDeleteCartItem(w http.ResponseWriter, r *http.Request) {
+	if err := s.cartAccess(r, r.PathValue("id")); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	c, err := s.SetCartItem(r.Context(), r.PathValue("id"), r.PathValue("product"), r.URL.Query().Get("sku"), 0)
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	writeCart(w, http.StatusOK, c)
 }
 
 // flexString accepts a JSON string or number (a card's event id or seq).
@@ -320,11 +353,13 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 }
 
 type checkoutBody struct {
-	CartID string         `json:"cart_id"`
-	Items  []CheckoutItem `json:"items"`
-	Stream string         `json:"stream"`
-	Card   flexString     `json:"card"`
-	Source string         `json:"source"`
+	CartID   string         `json:"cart_id"`
+	Items    []CheckoutItem `json:"items"`
+	Stream   string         `json:"stream"`
+	Card     flexString     `json:"card"`
+	Source   string         `json:"source"`
+	Buyer    *Contact       `json:"buyer"`
+	Delivery *Delivery      `json:"delivery"`
 }
 
 func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
@@ -340,8 +375,21 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		s.m.checkouts.WithLabelValues("invalid").Inc()
 		return
 	}
-	o, created, err := s.Checkout(r.Context(), CheckoutRequest{IdempotencyKey: key, Buyer: buyer(w, r),
-		CartID: b.CartID, Items: b.Items, Stream: b.Stream, Card: string(b.Card), Source: b.Source})
+	if b.CartID != "" {
+		if err := s.cartAccess(r, b.CartID); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+	}
+	buyerID := s.buyer(w, r)
+	o, created, err := s.Checkout(r.Context(), CheckoutRequest{IdempotencyKey: key, Buyer: buyerID,
+		CartID: b.CartID, Items: b.Items, Stream: b.Stream, Card: string(b.Card), Source: b.Source,
+		Contact: b.Buyer, Delivery: b.Delivery})
+	if err == nil && !created && o.Buyer != buyerID && b.CartID == "" {
+		// Another buyer's key: their order is not this buyer's to see.
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key belongs to another purchase: use a fresh one")
+		return
+	}
 	if err != nil {
 		// A 201 only ever reports an order committed as it says; anything
 		// short of that (the store failed half-way) is an error, and the
@@ -353,16 +401,7 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/api/orders/"+o.ID)
-	httpx.WriteJSON(w, http.StatusCreated, o)
-}
-
-func (s *Service) handleGetOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := s.GetOrder(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, o)
+	httpx.WriteJSON(w, http.StatusCreated, orderOut{buyerView(o), s.OrderURL(o)})
 }
 
 func (s *Service) handleListOrders(w http.ResponseWriter, r *http.Request) {
@@ -375,16 +414,17 @@ func (s *Service) handleListOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	os, err := s.ListOrders(r.Context(), r.URL.Query().Get("stream"), limit)
+	f := filterFrom(r)
+	all, err := s.ListOrders(r.Context(), f.Stream, limit)
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	if os == nil {
-		os = []Order{}
-	}
-	for i := range os {
-		os[i].Payment.ClientSecret = ""
+	os := []Order{}
+	for _, o := range all {
+		if f.Match(&o) {
+			os = append(os, staffView(o))
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"orders": os})
 }
@@ -395,8 +435,7 @@ func (s *Service) handleCancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	o.Payment.ClientSecret = ""
-	httpx.WriteJSON(w, http.StatusOK, o)
+	httpx.WriteJSON(w, http.StatusOK, staffView(o))
 }
 
 func (s *Service) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
@@ -442,6 +481,9 @@ func (s *Service) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 // order is found by the PaymentIntent's metadata.order_id and must carry
 // the same PaymentIntent id. Unknown orders and events are ignored.
 func (s *Service) HandleStripeEvent(ctx context.Context, ev stripe.Event) error {
+	if ev.Type == "charge.refunded" && ev.Data != nil {
+		return s.chargeRefunded(ctx, ev)
+	}
 	if !strings.HasPrefix(string(ev.Type), "payment_intent.") || ev.Data == nil {
 		return nil
 	}
@@ -464,6 +506,9 @@ func (s *Service) HandleStripeEvent(ctx context.Context, ev stripe.Event) error 
 	switch ev.Type {
 	case "payment_intent.amount_capturable_updated", "payment_intent.succeeded":
 		capture := ev.Type == "payment_intent.amount_capturable_updated"
+		if o, err = s.fillFromIntent(ctx, o, &pi); err != nil {
+			return err
+		}
 		switch o.Status {
 		case StatusPending, StatusAuthorized:
 			_, err = s.commitOrder(ctx, o, capture)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/streamd/streamd/internal/signer"
 )
 
 const staffToken = "staff-secret"
@@ -39,6 +41,8 @@ func (n *recNotifier) StockChanged(p string) {
 func (n *recNotifier) OrderChanged(Order) { n.mu.Lock(); n.orders++; n.mu.Unlock() }
 
 type harness struct {
+	mu   sync.Mutex
+	jar  map[string]string // buyer name → signed cookie
 	t   *testing.T
 	svc *Service
 	srv *httptest.Server
@@ -49,7 +53,11 @@ type harness struct {
 func newHarness(t *testing.T, st Store, configure func(*Service)) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), not: &recNotifier{}}
-	h.svc = &Service{Store: st, StaffToken: staffToken, Registerer: h.reg, Notifier: h.not}
+	sg, err := signer.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svc = &Service{Store: st, StaffToken: staffToken, Registerer: h.reg, Notifier: h.not, Signer: sg}
 	if configure != nil {
 		configure(h.svc)
 	}
@@ -88,7 +96,15 @@ func (h *harness) do(method, path string, body any, hdr ...string) resp {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	buyer := ""
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "X-Buyer-Id" { // the test's name for a buyer: sent as that buyer's cookie
+			buyer = hdr[i+1]
+			if c := h.cookie(buyer); c != "" {
+				req.AddCookie(&http.Cookie{Name: BuyerCookie, Value: c})
+			}
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := h.srv.Client().Do(req)
@@ -96,10 +112,30 @@ func (h *harness) do(method, path string, body any, hdr ...string) resp {
 		h.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	for _, c := range res.Cookies() {
+		if c.Name == BuyerCookie && buyer != "" {
+			h.setCookie(buyer, c.Value)
+		}
+	}
 	raw, _ := io.ReadAll(res.Body)
 	r := resp{code: res.StatusCode, hdr: res.Header, raw: raw}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
+}
+
+func (h *harness) cookie(buyer string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.jar[buyer]
+}
+
+func (h *harness) setCookie(buyer, v string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.jar == nil {
+		h.jar = map[string]string{}
+	}
+	h.jar[buyer] = v
 }
 
 func (h *harness) staff(method, path string, body any) resp {
@@ -123,8 +159,18 @@ func (h *harness) available(id string) int {
 	return int(r.body["available"].(float64))
 }
 
+// buyerJSON is the buyer part of a checkout body (a pickup: no address).
+const buyerJSON = `"buyer":{"email":"ana@example.com","name":"Ana"},"delivery":{"method":"pickup"}`
+
+func withBuyer(m map[string]any) map[string]any {
+	m["buyer"] = map[string]any{"email": "ana@example.com", "name": "Ana"}
+	m["delivery"] = map[string]any{"method": "pickup"}
+	return m
+}
+
+// buy checks out as buyer: a name whose signed cookie the harness keeps.
 func (h *harness) buy(key, buyer, product string, qty int) resp {
-	return h.do("POST", "/api/checkout", map[string]any{"items": []map[string]any{{"product_id": product, "quantity": qty}}, "stream": "live1", "source": "player"},
+	return h.do("POST", "/api/checkout", withBuyer(map[string]any{"items": []map[string]any{{"product_id": product, "quantity": qty}}, "stream": "live1", "source": "player"}),
 		"Idempotency-Key", key, "X-Buyer-Id", buyer)
 }
 
@@ -174,7 +220,7 @@ func TestFlashSale(t *testing.T) {
 		for _, id := range ids[:3] {
 			r := h.staff("POST", "/api/orders/"+id+"/cancel", nil)
 			h.mustCode(r, 200, "")
-			if r.body["status"] != "cancelled" {
+			if r.body["status"] != "refunded" { // a paid order: cancelling refunds it
 				t.Fatalf("cancel: %s", r.raw)
 			}
 		}
@@ -213,12 +259,13 @@ func TestCheckoutAPI(t *testing.T) {
 		if len(id) != 32 {
 			t.Fatalf("order id %q is not 128-bit hex", id)
 		}
-		g := h.do("GET", "/api/orders/"+id, nil)
+		g := h.do("GET", "/api/orders/"+id, nil, "X-Buyer-Id", "alice")
 		h.mustCode(g, 200, "")
 		if g.body["stream"] != "live1" || g.body["source"] != "player" {
 			t.Fatalf("attribution: %s", g.raw)
 		}
-		// Concurrent retries of one key: one order, one hold.
+		// Concurrent retries of one key by one buyer (one cookie): one order, one hold.
+		h.do("POST", "/api/carts", nil, "X-Buyer-Id", "erin") // erin's browser gets its cookie
 		var wg sync.WaitGroup
 		got := make([]string, 20)
 		for i := range got {
@@ -251,7 +298,7 @@ func TestCheckoutAPI(t *testing.T) {
 			t.Fatalf("sold out body: %s", so.raw)
 		}
 		// Card as a number, cookie buyer identity.
-		r := h.do("POST", "/api/checkout", `{"items":[{"product_id":"p1","sku":"default","quantity":1}],"card":42,"source":"showroom"}`, "Idempotency-Key", "k5")
+		r := h.do("POST", "/api/checkout", `{`+buyerJSON+`,"items":[{"product_id":"p1","sku":"default","quantity":1}],"card":42,"source":"showroom"}`, "Idempotency-Key", "k5")
 		h.mustCode(r, 201, "")
 		if r.body["card"] != "42" || !strings.Contains(r.hdr.Get("Set-Cookie"), BuyerCookie+"=") {
 			t.Fatalf("card/cookie: %s %v", r.raw, r.hdr)
@@ -307,9 +354,9 @@ func TestBadInput(t *testing.T) {
 		h.mustCode(h.do("POST", "/api/checkout", item(-2), "Idempotency-Key", "b"), 400, "invalid")
 		h.mustCode(h.do("POST", "/api/checkout", item(1.5), "Idempotency-Key", "c"), 400, "bad_json")
 		h.mustCode(h.do("POST", "/api/checkout", `{"items":[]}`, "Idempotency-Key", "d"), 400, "invalid")
-		h.mustCode(h.do("POST", "/api/checkout", `{"items":[{"product_id":"nope","quantity":1}]}`, "Idempotency-Key", "e"), 404, "not_found")
-		h.mustCode(h.do("POST", "/api/checkout", `{"items":[{"product_id":"p1","quantity":1},{"product_id":"nope","quantity":1}]}`, "Idempotency-Key", "e2"), 404, "not_found")
-		h.mustCode(h.do("POST", "/api/checkout", `{"items":[{"product_id":"p1","sku":"xl","quantity":1}]}`, "Idempotency-Key", "e3"), 400, "unknown_sku")
+		h.mustCode(h.do("POST", "/api/checkout", `{`+buyerJSON+`,"items":[{"product_id":"nope","quantity":1}]}`, "Idempotency-Key", "e"), 404, "not_found")
+		h.mustCode(h.do("POST", "/api/checkout", `{`+buyerJSON+`,"items":[{"product_id":"p1","quantity":1},{"product_id":"nope","quantity":1}]}`, "Idempotency-Key", "e2"), 404, "not_found")
+		h.mustCode(h.do("POST", "/api/checkout", `{`+buyerJSON+`,"items":[{"product_id":"p1","sku":"xl","quantity":1}]}`, "Idempotency-Key", "e3"), 400, "unknown_sku")
 		h.mustCode(h.do("POST", "/api/checkout", `{"items":[`, "Idempotency-Key", "f"), 400, "bad_json")
 		h.mustCode(h.do("POST", "/api/checkout", `{"items":[{"product_id":"p1","quantity":1}],"source":"tv"}`, "Idempotency-Key", "g"), 400, "invalid")
 		h.mustCode(h.do("POST", "/api/checkout", `{"cart_id":"`+strings.Repeat("a", 70000)+`"}`, "Idempotency-Key", "h"), 413, "body_too_large")
@@ -340,10 +387,10 @@ func TestCartsAndDeals(t *testing.T) {
 		c := h.do("POST", "/api/carts", nil, "X-Buyer-Id", "alice")
 		h.mustCode(c, 201, "")
 		cid := c.body["cart_id"].(string)
-		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "quantity": 1}), 400, "sku_required")
-		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "s", "quantity": 3}), 200, "")
-		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "m", "quantity": 9}), 409, "sold_out")
-		r := h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "m", "quantity": 2})
+		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "quantity": 1}, "X-Buyer-Id", "alice"), 400, "sku_required")
+		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "s", "quantity": 3}, "X-Buyer-Id", "alice"), 200, "")
+		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "m", "quantity": 9}, "X-Buyer-Id", "alice"), 409, "sold_out")
+		r := h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "m", "quantity": 2}, "X-Buyer-Id", "alice")
 		h.mustCode(r, 200, "")
 		if tot := r.body["total"].(map[string]any); tot["amount"] != 5*2900.0 {
 			t.Fatalf("cart total: %s", r.raw)
@@ -351,8 +398,8 @@ func TestCartsAndDeals(t *testing.T) {
 		if n := h.available("tee"); n != 5 {
 			t.Fatalf("available %d", n)
 		}
-		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "s", "quantity": 1}), 200, "")
-		r = h.do("DELETE", "/api/carts/"+cid+"/items/tee?sku=m", nil)
+		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "tee", "sku": "s", "quantity": 1}, "X-Buyer-Id", "alice"), 200, "")
+		r = h.do("DELETE", "/api/carts/"+cid+"/items/tee?sku=m", nil, "X-Buyer-Id", "alice")
 		h.mustCode(r, 200, "")
 		if items := r.body["items"].([]any); len(items) != 1 {
 			t.Fatalf("cart items: %s", r.raw)
@@ -360,12 +407,12 @@ func TestCartsAndDeals(t *testing.T) {
 		if n := h.available("tee"); n != 9 {
 			t.Fatalf("available %d", n)
 		}
-		o := h.do("POST", "/api/checkout", map[string]any{"cart_id": cid}, "Idempotency-Key", "cart-1")
+		o := h.do("POST", "/api/checkout", withBuyer(map[string]any{"cart_id": cid}), "Idempotency-Key", "cart-1", "X-Buyer-Id", "alice")
 		h.mustCode(o, 201, "")
 		if o.body["status"] != "paid" || o.body["total"].(map[string]any)["amount"] != 2900.0 {
 			t.Fatalf("cart order: %s", o.raw)
 		}
-		h.mustCode(h.do("GET", "/api/carts/"+cid, nil), 404, "not_found")
+		h.mustCode(h.do("GET", "/api/carts/"+cid, nil, "X-Buyer-Id", "alice"), 404, "not_found")
 		if n := h.available("tee"); n != 9 {
 			t.Fatalf("available after cart checkout %d", n)
 		}
@@ -413,6 +460,9 @@ func (*manualProvider) Authorize(context.Context, *Order) (Payment, bool, error)
 }
 func (*manualProvider) Capture(context.Context, *Order) error { return nil }
 func (m *manualProvider) Void(context.Context, *Order) error  { m.voids.Add(1); return nil }
+func (*manualProvider) Refund(context.Context, *Order, int64, string) (string, error) {
+	return "re_manual", nil
+}
 
 func TestSweeperReturnsHolds(t *testing.T) {
 	mp := &manualProvider{}
@@ -420,9 +470,9 @@ func TestSweeperReturnsHolds(t *testing.T) {
 		s.HoldTTL, s.SweepInterval, s.Payments = 150*time.Millisecond, 20*time.Millisecond, mp
 	}, func(t *testing.T, h *harness) {
 		h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "s1", "title": "S", "price": map[string]any{"amount": 100, "currency": "eur"}, "stock": 5}), 201, "")
-		c := h.do("POST", "/api/carts", nil)
+		c := h.do("POST", "/api/carts", nil, "X-Buyer-Id", "alice")
 		cid := c.body["cart_id"].(string)
-		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "s1", "quantity": 2}), 200, "")
+		h.mustCode(h.do("PUT", "/api/carts/"+cid+"/items", map[string]any{"product_id": "s1", "quantity": 2}, "X-Buyer-Id", "alice"), 200, "")
 		o := h.buy("k", "b", "s1", 3)
 		h.mustCode(o, 201, "")
 		if o.body["status"] != "pending" {
@@ -439,7 +489,7 @@ func TestSweeperReturnsHolds(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		for {
-			g := h.do("GET", "/api/orders/"+o.body["order_id"].(string), nil)
+			g := h.do("GET", "/api/orders/"+o.body["order_id"].(string), nil, "X-Buyer-Id", "b")
 			if g.body["status"] == "expired" && mp.voids.Load() > 0 {
 				break
 			}

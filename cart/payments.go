@@ -25,6 +25,9 @@ type Provider interface {
 	Capture(ctx context.Context, o *Order) error
 	// Void gives the money back: cancels an authorization, refunds a capture.
 	Void(ctx context.Context, o *Order) error
+	// Refund gives amount (minor units) of a captured payment back; key
+	// makes a retry refund once. It returns the provider's refund id.
+	Refund(ctx context.Context, o *Order, amount int64, key string) (string, error)
 }
 
 // DevProvider marks every order paid at once. Test mode, clearly labelled.
@@ -38,6 +41,11 @@ func (DevProvider) Authorize(ctx context.Context, o *Order) (Payment, bool, erro
 
 func (DevProvider) Capture(ctx context.Context, o *Order) error { return nil }
 func (DevProvider) Void(ctx context.Context, o *Order) error    { return nil }
+
+// Refund marks the refund done (no money moved in test mode).
+func (DevProvider) Refund(ctx context.Context, o *Order, amount int64, key string) (string, error) {
+	return "re_dev_" + hashKey(key)[:16], nil
+}
 
 // StripeConfig configures the Stripe provider.
 type StripeConfig struct {
@@ -112,6 +120,17 @@ func (p *StripeProvider) Authorize(ctx context.Context, o *Order) (Payment, bool
 	if o.Source != "" {
 		params.AddMetadata("source", o.Source)
 	}
+	if o.Contact != nil && o.Contact.Email != "" {
+		params.ReceiptEmail = stripe.String(o.Contact.Email)
+	}
+	if d := o.Delivery; d != nil && d.Address != nil && o.Contact != nil {
+		params.Shipping = &stripe.ShippingDetailsParams{Name: stripe.String(o.Contact.Name), Address: &stripe.AddressParams{
+			Line1: stripe.String(d.Address.Line1), Line2: stripe.String(d.Address.Line2), PostalCode: stripe.String(d.Address.PostalCode),
+			City: stripe.String(d.Address.City), Country: stripe.String(d.Address.Country)}}
+	}
+	if o.Delivery != nil {
+		params.AddMetadata("delivery", o.Delivery.Method)
+	}
 	params.SetIdempotencyKey(stripeIdemKey(o.IdempotencyKey))
 	pi, err := p.pi.New(params)
 	if err != nil {
@@ -128,6 +147,25 @@ func (p *StripeProvider) Capture(ctx context.Context, o *Order) error {
 		return fmt.Errorf("stripe: capture %s: %w", o.Payment.IntentID, err)
 	}
 	return nil
+}
+
+// Refund refunds amount of the order's PaymentIntent (Stripe Refund).
+func (p *StripeProvider) Refund(ctx context.Context, o *Order, amount int64, key string) (string, error) {
+	if o.Payment.IntentID == "" {
+		return "", fmt.Errorf("stripe: order %s has no payment intent", o.ID)
+	}
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(o.Payment.IntentID), Amount: stripe.Int64(amount)}
+	params.Context = ctx
+	params.AddMetadata("order_id", o.ID)
+	if len(key) > 255 {
+		key = "streamd-refund-h-" + hashKey(key)
+	}
+	params.SetIdempotencyKey(key)
+	r, err := p.rf.New(params)
+	if err != nil {
+		return "", fmt.Errorf("stripe: refund %s: %w", o.Payment.IntentID, err)
+	}
+	return r.ID, nil
 }
 
 func (p *StripeProvider) Void(ctx context.Context, o *Order) error {

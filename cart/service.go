@@ -40,6 +40,12 @@ type Service struct {
 	Logger     *slog.Logger
 	// Now is the clock (default time.Now); tests may set it.
 	Now func() time.Time
+	// Signer signs the buyer cookie (internal/signer in the app).
+	Signer BuyerSigner
+	// Mailer sends receipts (nil: none are sent); PublicURL is the base of
+	// the order links they carry.
+	Mailer    Mailer
+	PublicURL func() string
 
 	log     *slog.Logger
 	m       *metrics
@@ -53,6 +59,7 @@ type Service struct {
 	dealEnds  map[string]time.Time
 	dirtySig  chan struct{}
 	orderEvts chan Order
+	mails     chan mailJob
 	cartLocks [64]sync.Mutex
 	closeOnce sync.Once
 }
@@ -125,10 +132,15 @@ func (s *Service) Initialize() error {
 	s.dealEnds = map[string]time.Time{}
 	s.dirtySig = make(chan struct{}, 1)
 	s.orderEvts = make(chan Order, 1024)
+	s.mails = make(chan mailJob, 1024)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go s.sweeper()
 	go s.notifier()
+	if s.Mailer != nil {
+		s.wg.Add(1)
+		go s.mailer()
+	}
 	return nil
 }
 

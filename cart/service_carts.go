@@ -17,7 +17,7 @@ func (s *Service) cartLock(id string) *sync.Mutex {
 
 // NewCart creates an empty cart for a buyer.
 func (s *Service) NewCart(ctx context.Context, buyer string) (Cart, error) {
-	c := Cart{ID: randomID(), Buyer: buyer, Items: []CartItem{}, UpdatedAt: s.Now()}
+	c := Cart{ID: randomID(), Buyer: buyer, Secret: randomID(), Items: []CartItem{}, UpdatedAt: s.Now()}
 	return c, s.Store.PutCart(ctx, c)
 }
 

@@ -29,6 +29,10 @@ type CheckoutRequest struct {
 	Stream         string
 	Card           string
 	Source         string
+	// Contact and Delivery are required with the dev provider; with Stripe
+	// its elements collect email and address (see ValidateBuyer).
+	Contact  *Contact
+	Delivery *Delivery
 }
 
 // ErrKeyReused says an Idempotency-Key was sent again with another request
@@ -45,13 +49,15 @@ func (req CheckoutRequest) fingerprint(lines []checkoutLine) string {
 		Q int    `json:"q"`
 	}
 	c := struct {
-		Buyer  string      `json:"buyer"`
-		Cart   string      `json:"cart"`
-		Lines  []canonLine `json:"lines"`
-		Stream string      `json:"stream"`
-		Card   string      `json:"card"`
-		Source string      `json:"source"`
-	}{Buyer: req.Buyer, Cart: req.CartID, Stream: req.Stream, Card: req.Card, Source: req.Source}
+		Buyer    string      `json:"buyer"`
+		Cart     string      `json:"cart"`
+		Lines    []canonLine `json:"lines"`
+		Stream   string      `json:"stream"`
+		Card     string      `json:"card"`
+		Source   string      `json:"source"`
+		Contact  *Contact    `json:"contact"`
+		Delivery *Delivery   `json:"delivery"`
+	}{Buyer: req.Buyer, Cart: req.CartID, Stream: req.Stream, Card: req.Card, Source: req.Source, Contact: req.Contact, Delivery: req.Delivery}
 	for _, l := range lines {
 		c.Lines = append(c.Lines, canonLine{l.pid, l.sku, l.qty})
 	}
@@ -66,6 +72,7 @@ func (req CheckoutRequest) fingerprint(lines []checkoutLine) string {
 type checkoutLine struct {
 	pid, sku, hold string
 	qty            int
+	live           *Hold // a cart line whose hold still runs: kept as placed
 }
 
 // buyNowLines merges and checks the items of a buy-now checkout.
@@ -140,11 +147,23 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 		if err != nil {
 			return Order{}, false, fmt.Errorf("cart: %w", err)
 		}
+		now := s.Now()
 		for _, it := range c.Items {
-			lines = append(lines, checkoutLine{it.ProductID, it.SKU, it.HoldID, it.Quantity})
+			l := checkoutLine{pid: it.ProductID, sku: it.SKU, hold: it.HoldID, qty: it.Quantity}
+			if it.HoldID != "" && it.ExpiresAt.After(now) {
+				// The price (a flash deal's) was locked in when the buyer
+				// tapped Buy; paying while the hold runs keeps it, even if the
+				// deal ended meanwhile. Commit still checks the hold exists.
+				l.live = &Hold{ID: it.HoldID, ProductID: it.ProductID, SKU: it.SKU, Quantity: it.Quantity, Buyer: c.Buyer,
+					ExpiresAt: it.ExpiresAt, UnitPrice: it.UnitPrice}
+				if it.Deal {
+					l.live.DealID = "deal"
+				}
+			}
+			lines = append(lines, l)
 		}
-		if req.Buyer == "" {
-			req.Buyer = c.Buyer
+		if c.Buyer != "" {
+			req.Buyer = c.Buyer // the holds count for the cart's buyer
 		}
 	} else {
 		// Hold ids come from the key and the request: a retry of the same
@@ -157,6 +176,9 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 	}
 	if len(lines) == 0 || len(lines) > 50 {
 		return Order{}, false, invalid("an order needs 1 to 50 items")
+	}
+	if err := ValidateBuyer(req.Contact, req.Delivery, s.Payments.Name() != "stripe"); err != nil {
+		return Order{}, false, err
 	}
 	now := s.Now()
 	holds := make([]Hold, 0, len(lines))
@@ -177,6 +199,10 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 		return Order{}, false, err
 	}
 	for _, l := range lines {
+		if l.live != nil {
+			holds = append(holds, *l.live)
+			continue
+		}
 		h, err := s.Store.Reserve(ctx, ReserveRequest{HoldID: l.hold, ProductID: l.pid, SKU: l.sku,
 			Quantity: l.qty, Buyer: req.Buyer, TTL: s.HoldTTL, Now: now, Keep: !fromCart})
 		if err != nil {
@@ -185,7 +211,12 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 		holds = append(holds, h)
 	}
 	o = Order{ID: randomID(), Status: StatusPending, Buyer: req.Buyer, Stream: req.Stream, Card: req.Card,
-		Source: req.Source, IdempotencyKey: req.IdempotencyKey, RequestHash: fp, CreatedAt: now, UpdatedAt: now}
+		Source: req.Source, IdempotencyKey: req.IdempotencyKey, RequestHash: fp, CreatedAt: now, UpdatedAt: now,
+		Contact: req.Contact, Delivery: req.Delivery, Secret: randomID(),
+		History: []OrderEvent{{Status: StatusPending, At: now}}}
+	if req.Delivery.Method == DeliveryPickup {
+		o.PickupCode = pickupCode()
+	}
 	for i, h := range holds {
 		if i == 0 {
 			o.Total.Currency = h.UnitPrice.Currency
@@ -215,6 +246,12 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 			return Order{}, false, ErrKeyReused
 		}
 		return s.replay(ctx, o, fp)
+	}
+	if o.Payment.IntentID != "" {
+		// charge.refunded names the intent, not the order.
+		if err := s.Store.PutMeta(ctx, intentMeta(o.Payment.IntentID), o.ID); err != nil {
+			s.log.Warn("cart: index payment intent", "order", o.ID, "err", err)
+		}
 	}
 	s.orderChanged(o)
 	for _, h := range holds {
@@ -285,7 +322,7 @@ func outcome(created bool, err error) string {
 		return "limit"
 	case errors.Is(err, httpx.ErrStoreUnavailable):
 		return "unavailable"
-	case errors.Is(err, ErrKeyReused), errors.As(err, &fe),
+	case errors.Is(err, ErrKeyReused), errors.As(err, &fe), errors.As(err, new(*BuyerError)),
 		errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound), errors.Is(err, ErrInactive),
 		errors.Is(err, ErrSKURequired), errors.Is(err, ErrUnknownSKU):
 		return "invalid"

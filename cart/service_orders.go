@@ -37,8 +37,9 @@ func (s *Service) commitOrder(ctx context.Context, o Order, capture bool) (Order
 
 func (s *Service) transition(ctx context.Context, id string, to OrderStatus) (Order, error) {
 	changed := false
+	var was OrderStatus
 	o, err := s.Store.UpdateOrder(ctx, id, func(o *Order) error {
-		changed = o.Status != to
+		changed, was = o.Status != to, o.Status
 		if err := o.Transition(to, s.Now()); err != nil {
 			return err
 		}
@@ -49,6 +50,7 @@ func (s *Service) transition(ctx context.Context, id string, to OrderStatus) (Or
 	})
 	if err == nil && changed {
 		s.orderChanged(o)
+		s.receipt(o, was)
 	}
 	return o, err
 }
@@ -91,10 +93,4 @@ func (s *Service) GetOrder(ctx context.Context, id string) (Order, error) {
 // ListOrders lists orders newest first (stream "" = all).
 func (s *Service) ListOrders(ctx context.Context, stream string, limit int) ([]Order, error) {
 	return s.Store.ListOrders(ctx, stream, limit)
-}
-
-// CancelOrder cancels an order (staff): its units go back to stock and an
-// authorization is voided, a captured payment refunded.
-func (s *Service) CancelOrder(ctx context.Context, id string) (Order, error) {
-	return s.endOrder(ctx, id, StatusCancelled)
 }

@@ -50,6 +50,11 @@ type Store interface {
 	GetCart(ctx context.Context, id string) (Cart, error)
 	DeleteCart(ctx context.Context, id string) error
 
+	// PutMeta / GetMeta keep small records beside the orders (a payment
+	// intent's order, a stream's pickup point); GetMeta: ErrNotFound.
+	PutMeta(ctx context.Context, key, value string) error
+	GetMeta(ctx context.Context, key string) (string, error)
+
 	// SeenEvent / MarkEvent deduplicate payment webhooks by event id.
 	SeenEvent(ctx context.Context, id string) (bool, error)
 	MarkEvent(ctx context.Context, id string) error

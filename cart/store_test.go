@@ -372,14 +372,27 @@ func TestStoreConformance(t *testing.T) {
 					t.Fatalf("paid → %s: %v", to, err)
 				}
 			}
-			if err := step(StatusCancelled); err != nil {
-				t.Fatal(err)
+			// Fulfilment goes forward only: paid → packed → shipped → refunded.
+			for _, to := range []OrderStatus{StatusPacked, StatusShipped, StatusPartiallyRefunded, StatusRefunded} {
+				if err := step(to); err != nil {
+					t.Fatalf("→ %s: %v", to, err)
+				}
 			}
-			if err := step(StatusPaid); !errors.Is(err, ErrIllegalTransition) {
-				t.Fatalf("cancelled → paid: %v", err)
+			for _, to := range []OrderStatus{StatusPaid, StatusPacked, StatusShipped, StatusPickedUp, StatusCancelled} {
+				if err := step(to); !errors.Is(err, ErrIllegalTransition) {
+					t.Fatalf("refunded → %s: %v", to, err)
+				}
 			}
-			if got, _ := s.GetOrder(ctx, o.ID); got.Status != StatusCancelled {
+			got, _ = s.GetOrder(ctx, o.ID)
+			if got.Status != StatusRefunded {
 				t.Fatalf("status %s", got.Status)
+			}
+			var hist []OrderStatus
+			for _, e := range got.History {
+				hist = append(hist, e.Status)
+			}
+			if fmt.Sprint(hist) != "[authorized paid packed shipped partially_refunded refunded]" {
+				t.Fatalf("history %v", hist)
 			}
 			if _, err := s.UpdateOrder(ctx, "nope", func(*Order) error { return nil }); !errors.Is(err, ErrNotFound) {
 				t.Fatal(err)

@@ -161,12 +161,34 @@ const (
 	StatusPaid       OrderStatus = "paid"
 	StatusCancelled  OrderStatus = "cancelled"
 	StatusExpired    OrderStatus = "expired"
+	// Fulfilment: a paid order is packed, then shipped or picked up in the
+	// showroom; refunds (of every line, or some) may come at any point after
+	// payment. Nothing goes back to pending or paid.
+	StatusPacked            OrderStatus = "packed"
+	StatusShipped           OrderStatus = "shipped"
+	StatusPickedUp          OrderStatus = "picked_up"
+	StatusRefunded          OrderStatus = "refunded"
+	StatusPartiallyRefunded OrderStatus = "partially_refunded"
 )
 
 var transitions = map[OrderStatus][]OrderStatus{
-	StatusPending:    {StatusAuthorized, StatusPaid, StatusCancelled, StatusExpired},
-	StatusAuthorized: {StatusPaid, StatusCancelled, StatusExpired},
-	StatusPaid:       {StatusCancelled},
+	StatusPending:           {StatusAuthorized, StatusPaid, StatusCancelled, StatusExpired},
+	StatusAuthorized:        {StatusPaid, StatusCancelled, StatusExpired},
+	StatusPaid:              {StatusPacked, StatusShipped, StatusPickedUp, StatusRefunded, StatusPartiallyRefunded},
+	StatusPacked:            {StatusShipped, StatusPickedUp, StatusRefunded, StatusPartiallyRefunded},
+	StatusPartiallyRefunded: {StatusPacked, StatusShipped, StatusPickedUp, StatusRefunded, StatusPartiallyRefunded},
+	StatusShipped:           {StatusRefunded, StatusPartiallyRefunded},
+	StatusPickedUp:          {StatusRefunded, StatusPartiallyRefunded},
+}
+
+// Sold reports whether the order's units count as sold (paid, in
+// fulfilment, or partly refunded).
+func (s OrderStatus) Sold() bool {
+	switch s {
+	case StatusPaid, StatusPacked, StatusShipped, StatusPickedUp, StatusPartiallyRefunded:
+		return true
+	}
+	return false
 }
 
 // CanTransition reports whether an order may go from one state to another.
@@ -186,7 +208,9 @@ type OrderItem struct {
 	Quantity  int    `json:"quantity"`
 	UnitPrice Money  `json:"unit_price"`
 	Deal      bool   `json:"deal"`
-	HoldID    string `json:"hold_id"`
+	HoldID    string `json:"hold_id,omitempty"`
+	// Refunded is set when the line was refunded (lines are refunded whole).
+	Refunded bool `json:"refunded,omitempty"`
 }
 
 // Payment is the payment side of an order.
@@ -200,19 +224,31 @@ type Payment struct {
 
 // Order is a purchase. ID is 128-bit random hex, unguessable.
 type Order struct {
-	ID             string      `json:"order_id"`
-	Status         OrderStatus `json:"status"`
-	Items          []OrderItem `json:"items"`
-	Total          Money       `json:"total"`
-	Buyer          string      `json:"buyer,omitempty"`
-	Stream         string      `json:"stream,omitempty"`
-	Card           string      `json:"card,omitempty"`
-	Source         string      `json:"source,omitempty"`
-	Payment        Payment     `json:"payment"`
-	HoldExpiresAt  time.Time   `json:"hold_expires_at"`
-	IdempotencyKey string      `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time   `json:"created_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
+	ID     string      `json:"order_id"`
+	Status OrderStatus `json:"status"`
+	Items  []OrderItem `json:"items"`
+	Total  Money       `json:"total"`
+	// Buyer is the buyer id (the signed buyer cookie's); Contact and
+	// Delivery are what the buyer gave at checkout.
+	Buyer    string    `json:"buyer_id,omitempty"`
+	Contact  *Contact  `json:"buyer,omitempty"`
+	Delivery *Delivery `json:"delivery,omitempty"`
+	// Secret lets the buyer read the order without the cookie (the order
+	// page's link and the receipt carry it); PickupCode is shown at the
+	// showroom desk.
+	Secret         string       `json:"secret,omitempty"`
+	PickupCode     string       `json:"pickup_code,omitempty"`
+	Shipment       *Shipment    `json:"shipment,omitempty"`
+	Refunds        []Refund     `json:"refunds,omitempty"`
+	History        []OrderEvent `json:"history,omitempty"`
+	Stream         string       `json:"stream,omitempty"`
+	Card           string       `json:"card,omitempty"`
+	Source         string       `json:"source,omitempty"`
+	Payment        Payment      `json:"payment"`
+	HoldExpiresAt  time.Time    `json:"hold_expires_at"`
+	IdempotencyKey string       `json:"idempotency_key,omitempty"`
+	CreatedAt      time.Time    `json:"created_at"`
+	UpdatedAt      time.Time    `json:"updated_at"`
 	// RequestHash binds IdempotencyKey to the request that made the order
 	// (see CheckoutRequest.fingerprint); kept by the stores, never sent.
 	RequestHash string `json:"-"`
@@ -247,13 +283,37 @@ func (o *Order) Transition(to OrderStatus, now time.Time) error {
 	}
 	o.Status = to
 	o.UpdatedAt = now
+	o.History = append(o.History, OrderEvent{Status: to, At: now})
 	return nil
+}
+
+// Shipment is how a shipped order travels.
+type Shipment struct {
+	Carrier  string `json:"carrier"`
+	Tracking string `json:"tracking"`
+}
+
+// Refund is money given back for some lines of an order.
+type Refund struct {
+	ID        string    `json:"id"` // the provider's refund id
+	Lines     []int     `json:"lines"`
+	Amount    Money     `json:"amount"`
+	Restocked bool      `json:"restocked"`
+	At        time.Time `json:"at"`
+}
+
+// OrderEvent is one entry of an order's history.
+type OrderEvent struct {
+	Status OrderStatus `json:"status"`
+	At     time.Time   `json:"at"`
+	Note   string      `json:"note,omitempty"`
 }
 
 // Cart is a buyer's cart; each line holds stock until it expires.
 type Cart struct {
 	ID        string     `json:"cart_id"`
-	Buyer     string     `json:"buyer,omitempty"`
+	Buyer     string     `json:"buyer_id,omitempty"` // not shown to the buyer (writeCart)
+	Secret    string     `json:"secret,omitempty"`
 	Items     []CartItem `json:"items"`
 	Total     Money      `json:"total"`
 	UpdatedAt time.Time  `json:"updated_at"`
