@@ -41,8 +41,8 @@ func (n *recNotifier) StockChanged(p string) {
 func (n *recNotifier) OrderChanged(Order) { n.mu.Lock(); n.orders++; n.mu.Unlock() }
 
 type harness struct {
-	mu   sync.Mutex
-	jar  map[string]string // buyer name → signed cookie
+	mu  sync.Mutex
+	jar map[string]string // buyer name → signed cookie
 	t   *testing.T
 	svc *Service
 	srv *httptest.Server
