@@ -33,7 +33,8 @@ func flashSale(ctx context.Context, e *Env, srv *Server, label string) (checkout
 	tr := &http.Transport{MaxIdleConns: o.Conns, MaxIdleConnsPerHost: o.Conns, MaxConnsPerHost: o.Conns, IdleConnTimeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
-	body, _ := json.Marshal(map[string]any{"items": []map[string]any{{"product_id": product, "quantity": 1}}, "stream": "bench"})
+	body, _ := json.Marshal(map[string]any{"items": []map[string]any{{"product_id": product, "quantity": 1}}, "stream": "bench",
+		"buyer": map[string]any{"email": "bench@example.com", "name": "Bench"}, "delivery": map[string]any{"method": "pickup"}})
 	var mu sync.Mutex
 	lat := make([]float64, 0, o.Buyers)
 	start := make(chan struct{})
@@ -46,7 +47,7 @@ func flashSale(ctx context.Context, e *Env, srv *Server, label string) (checkout
 			req, _ := http.NewRequestWithContext(ctx, "POST", srv.Base+"/api/checkout", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", product, i))
-			req.Header.Set("X-Buyer-Id", fmt.Sprintf("buyer-%d", i))
+			// No cookie: each request is a new buyer (the server issues the id).
 			t0 := time.Now()
 			r, err := client.Do(req)
 			code := 0

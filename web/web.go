@@ -20,6 +20,8 @@ func Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /watch/{stream}", page("watch.html"))
 	mux.HandleFunc("GET /publish/{stream}", page("publish.html"))
 	mux.HandleFunc("GET /console/{stream}", page("console.html"))
+	mux.HandleFunc("GET /console/{stream}/orders", page("orders.html"))
+	mux.HandleFunc("GET /order/{id}", page("order.html"))
 	mux.HandleFunc("GET /visit/{showroom}", page("visit.html"))
 	mux.HandleFunc("GET /replay/{stream}/{show}", page("replay.html"))
 	mux.HandleFunc("GET /{$}", page("index.html"))

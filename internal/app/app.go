@@ -30,6 +30,7 @@ import (
 	"github.com/streamd/streamd/egress/record"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/internal/mail"
 	"github.com/streamd/streamd/internal/signer"
 	"github.com/streamd/streamd/internal/turn"
 	"github.com/streamd/streamd/internal/whipx"
@@ -50,6 +51,8 @@ type App struct {
 	Cart     *cart.Service
 	Overlay  *overlay.Server
 	Showroom *showroom.Server
+	// Mail sends receipts (SMTP or the outbox folder).
+	Mail *mail.Sender
 	// Signer signs viewer/buyer cookies and private-stream links.
 	Signer  *signer.Signer
 	cluster *cluster
@@ -229,6 +232,7 @@ func (a *App) routes() {
 	})
 	a.Showroom.Register(m)
 	a.recordRoutes(m)
+	a.registerOutbox(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {

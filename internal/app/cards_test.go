@@ -112,7 +112,7 @@ func TestCardAPI(t *testing.T) {
 			Amount int `json:"amount"`
 		} `json:"total"`
 	}
-	req, _ := http.NewRequest("POST", a.BaseURL()+"/api/checkout", strings.NewReader(`{"items":[{"product_id":"mug","quantity":1}],"stream":"cards","source":"player"}`))
+	req, _ := http.NewRequest("POST", a.BaseURL()+"/api/checkout", strings.NewReader(`{"items":[{"product_id":"mug","quantity":1}],"stream":"cards","source":"player","buyer":{"email":"ana@example.com","name":"Ana"},"delivery":{"method":"pickup"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", "deal-buy-1")
 	res, err := http.DefaultClient.Do(req)

@@ -33,8 +33,12 @@ func (a *App) initCommerce() error {
 		a.closers = append(a.closers, func() { _ = rb.Close() })
 	}
 	a.Overlay = &overlay.Server{Bus: bus, Clock: a.SFU, Registerer: a.reg, Logger: a.Logger.With("pkg", "overlay"), AllowedOrigins: []string{"*"}}
+	if err := a.initMail(); err != nil {
+		return err
+	}
 	a.Cart = &cart.Service{Store: store, Payments: payments, StaffToken: a.Config.StaffToken, HoldTTL: a.Config.HoldTTL,
-		Notifier: orderNotifier{a.Overlay}, Registerer: a.reg, Logger: a.Logger.With("pkg", "cart")}
+		Notifier: orderNotifier{a.Overlay}, Registerer: a.reg, Logger: a.Logger.With("pkg", "cart"),
+		Signer: a.Signer, Mailer: receiptMailer{a.Mail}, PublicURL: a.publicURL}
 	a.Overlay.Stock = a.Cart
 	if err := a.Overlay.Initialize(); err != nil {
 		return err

@@ -29,6 +29,8 @@ type Config struct {
 	Demo                bool
 	HoldTTL             time.Duration
 	PProf               bool
+	SMTP                string
+	MailFrom            string
 	LoopbackOnly        bool // tests: keep ICE on loopback
 	// Recording: every show is recorded under RecordDir (default <data>/shows)
 	// and kept RecordKeep after it ends (0: forever).
@@ -65,6 +67,8 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.NodeURL, "node-url", "", "this node's URL for other nodes of a cluster")
 	fs.BoolVar(&c.Demo, "demo", false, "create the demo stream and catalog on first start")
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")
+	fs.StringVar(&c.SMTP, "smtp", "", "SMTP server for receipts, smtp://user:pass@host:587 (empty: mails go to <data>/outbox)")
+	fs.StringVar(&c.MailFrom, "mail-from", "", "From address of receipts (e.g. \"Shop <orders@shop.example>\")")
 	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port")
 	fs.BoolVar(&c.Record, "record", true, "record every show (fMP4) for replay")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "where recorded shows are kept (empty: <data>/shows)")

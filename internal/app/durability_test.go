@@ -137,7 +137,8 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 					return
 				default:
 				}
-				body, _ := json.Marshal(map[string]any{"items": []map[string]any{{"product_id": "tee", "quantity": 1}}})
+				body, _ := json.Marshal(map[string]any{"items": []map[string]any{{"product_id": "tee", "quantity": 1}},
+					"buyer": map[string]any{"email": "ana@example.com", "name": "Ana"}, "delivery": map[string]any{"method": "pickup"}})
 				req, _ := http.NewRequest("POST", base+"/api/checkout", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Idempotency-Key", fmt.Sprintf("kill-%d-%d", w, i))

@@ -258,8 +258,9 @@ func TestShopBrowser(t *testing.T) {
 // checkoutAPI buys one unit through the HTTP API, as another buyer would.
 func checkoutAPI(t *testing.T, base, stream, product, key string) int {
 	t.Helper()
-	req := map[string]any{"items": []map[string]any{{"product_id": product, "quantity": 1}}, "stream": stream, "source": "player"}
-	return apiWithHeader(t, "POST", base+"/api/checkout", map[string]string{"Idempotency-Key": key, "X-Buyer-Id": "api-buyer"}, req)
+	req := map[string]any{"items": []map[string]any{{"product_id": product, "quantity": 1}}, "stream": stream, "source": "player",
+		"buyer": map[string]any{"email": "api@example.com", "name": "API buyer"}, "delivery": map[string]any{"method": "pickup"}}
+	return apiWithHeader(t, "POST", base+"/api/checkout", map[string]string{"Idempotency-Key": key}, req)
 }
 
 func apiWithHeader(t *testing.T, method, url string, hdr map[string]string, body any) int {

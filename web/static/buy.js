@@ -1,6 +1,10 @@
+import { createBuyerForm } from './buy-form.js';
+
 // The buy sheet: a compact panel over the player (the video keeps playing
-// underneath). Variant (when the card has skus), quantity, total, then
-// POST /api/checkout with an Idempotency-Key per attempt. Dev provider: the
+// underneath). Tapping Buy places the hold at once (a cart line, bound to
+// the buyer cookie and the cart's secret); variant and quantity re-set it;
+// the buyer's details (buy-form.js) are filled while it runs; Pay posts
+// POST /api/checkout {cart_id, buyer, delivery} with an Idempotency-Key per attempt. Dev provider: the
 // order is paid at once and the sheet says so, labelled test mode. Stripe
 // (payment.client_secret): Stripe.js is loaded from js.stripe.com and the
 // Payment Element mounted; when it cannot load the sheet says so (timeout).
@@ -11,6 +15,14 @@
 const STRIPE_JS = 'https://js.stripe.com/v3/';
 const STRIPE_TIMEOUT_MS = 8000;
 const CHECKOUT_TIMEOUT_MS = 15000;
+
+let configP = null;
+const pickupP = new Map();
+function sheetContext(stream) {
+  if (!configP) configP = fetch('/api/config').then((r) => r.json()).catch(() => ({ payments: 'dev' }));
+  if (!pickupP.has(stream)) pickupP.set(stream, fetch(`/api/streams/${encodeURIComponent(stream)}/pickup-point`).then((r) => (r.ok ? r.json() : null)).catch(() => null));
+  return Promise.all([configP, pickupP.get(stream)]);
+}
 
 export const fmtMoney = (m) => {
   if (!m) return '';
@@ -58,6 +70,12 @@ export function openBuySheet(opts) {
   const skus = (card.skus || []).filter((s) => s && s.id);
   let sku = (skus.find((s) => s.available > 0) || skus[0] || {}).id;
   let qty = 1;
+  let buyer = null; // buyer details, once /api/config said which payments
+  let cart = null; // {id, secret}: the hold placed at the tap
+  let held = null; // {sku, qty} the cart line holds
+  let holdP = Promise.resolve();
+  let holdErr = null;
+  timing.tap = performance.now();
 
   const wrap = document.createElement('div');
   wrap.className = 'sheet-wrap';
@@ -74,12 +92,13 @@ export function openBuySheet(opts) {
         <div class="sheet-row"><div class="sheet-label">Quantity</div>
           <div class="stepper"><button type="button" class="qty-minus" aria-label="Less">−</button><output class="qty">1</output><button type="button" class="qty-plus" aria-label="More">+</button></div>
         </div>
+        <div class="sheet-buyer"></div>
         <div class="sheet-row sheet-total-row"><div class="sheet-label">Total</div><div class="sheet-total"></div></div>
         <div class="sheet-msg" role="alert" hidden></div>
         <button type="button" class="sheet-pay">Pay</button>
         <div class="sheet-fine"></div>
       </div>
-      <div class="sheet-stripe" hidden><div class="stripe-element"></div><button type="button" class="sheet-stripe-pay">Pay now</button></div>
+      <div class="sheet-stripe" hidden><div class="stripe-link"></div><div class="stripe-address"></div><div class="stripe-element"></div><button type="button" class="sheet-stripe-pay">Pay now</button></div>
       <div class="sheet-done" hidden></div>
     </section>`;
   root.appendChild(wrap);
@@ -116,7 +135,7 @@ export function openBuySheet(opts) {
       b.type = 'button'; b.className = 'chip'; b.textContent = s.title || s.id;
       b.setAttribute('aria-pressed', String(s.id === sku));
       b.disabled = s.available <= 0 || busy;
-      b.onclick = () => { sku = s.id; qty = Math.min(qty, maxQty()); key = null; renderForm(); };
+      b.onclick = () => { sku = s.id; qty = Math.min(qty, maxQty()); key = null; renderForm(); rehold(); };
       chips.appendChild(b);
     }
     qty = Math.max(1, Math.min(qty, maxQty()));
@@ -126,21 +145,72 @@ export function openBuySheet(opts) {
     const u = unitPrice();
     totalEl.textContent = fmtMoney({ amount: u.amount * qty, currency: u.currency });
     const soldOut = avail <= 0;
-    pay.disabled = busy || soldOut;
+    pay.disabled = busy || soldOut || !buyer;
     pay.textContent = busy ? 'Placing order…' : soldOut ? 'Sold out' : `Pay ${fmtMoney({ amount: u.amount * qty, currency: u.currency })}`;
     pay.classList.toggle('loading', busy);
-    q('.sheet-fine').textContent = deal ? 'Deal price is locked in when you tap Pay.' : 'Stock is reserved for you while you pay.';
+    q('.sheet-fine').textContent = held ? 'Reserved for you while you fill this in.' : deal ? 'Deal price is locked in when you tap Pay.' : 'Stock is reserved for you while you pay.';
   }
   function showMsg(text, kind = 'error') {
     msg.hidden = !text;
     msg.textContent = text || '';
     msg.dataset.kind = kind;
   }
-  minus.onclick = () => { qty--; key = null; renderForm(); };
-  plus.onclick = () => { qty++; key = null; renderForm(); };
+  minus.onclick = () => { qty--; key = null; renderForm(); rehold(); };
+  plus.onclick = () => { qty++; key = null; renderForm(); rehold(); };
+
+  // The hold: a cart line for this product, placed at the tap and re-set
+  // when the variant or quantity changes (calls run one after another).
+  function cartFetch(method, path, body) {
+    const headers = { 'X-Cart-Secret': cart ? cart.secret : '' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    return fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body), keepalive: method === 'DELETE' });
+  }
+  async function placeHold() {
+    if (!wrap.isConnected) return;
+    const want = { sku: skus.length ? sku : '', qty };
+    if (held && held.sku === want.sku && held.qty === want.qty) return;
+    try {
+      if (!cart) {
+        const r = await fetch('/api/carts', { method: 'POST', credentials: 'same-origin' });
+        const c = await r.json();
+        if (!r.ok) throw Object.assign(new Error('cart'), { status: r.status, body: c });
+        cart = { id: c.cart_id, secret: c.secret };
+      }
+      if (held && held.sku !== want.sku) {
+        await cartFetch('DELETE', `/api/carts/${cart.id}/items/${encodeURIComponent(card.product_id)}?sku=${encodeURIComponent(held.sku)}`);
+        held = null;
+      }
+      const item = { product_id: card.product_id, quantity: want.qty };
+      if (want.sku) item.sku = want.sku;
+      const r = await cartFetch('PUT', `/api/carts/${cart.id}/items`, item);
+      const data = await r.json().catch(() => null);
+      if (r.status === 404 && data && data.error === 'not_found' && !data.product_id) { cart = null; held = null; return placeHold(); }
+      if (!r.ok) throw Object.assign(new Error('hold'), { status: r.status, body: data });
+      held = want; holdErr = null;
+      timing.held = performance.now();
+      if (state === 'form') renderForm();
+    } catch (e) {
+      holdErr = e;
+      if (!wrap.isConnected) return;
+      const text = e.status ? errorText(e.status, e.body, deal) : 'Network problem — check your connection.';
+      if (e.body && e.body.error === 'sold_out' && onSoldOut) onSoldOut(!!e.body.deal, e.body.available);
+      showMsg(text);
+    }
+  }
+  function rehold() { holdP = holdP.then(placeHold); return holdP; }
+  rehold();
+  sheetContext(stream).then(([cfg, pickup]) => {
+    if (!wrap.isConnected) return;
+    buyer = createBuyerForm(q('.sheet-buyer'), { source, stripe: cfg && cfg.payments === 'stripe', pickup });
+    renderForm();
+  });
 
   function close() {
     if (!wrap.isConnected) return;
+    if (cart && held && state !== 'paid' && state !== 'pay') {
+      // Not bought: the stock goes back now, not when the hold runs out.
+      cartFetch('DELETE', `/api/carts/${cart.id}/items/${encodeURIComponent(card.product_id)}?sku=${encodeURIComponent(held.sku)}`).catch(() => {});
+    }
     wrap.classList.remove('open');
     setTimeout(() => wrap.remove(), 200);
     if (onClose) onClose();
@@ -149,15 +219,16 @@ export function openBuySheet(opts) {
   q('.sheet-scrim').onclick = () => { if (!busy) close(); };
 
   async function checkout() {
-    if (busy) return;
+    if (busy || !buyer) return;
+    if (!buyer.check()) return;
     busy = true; state = 'busy';
-    timing.tap = performance.now();
+    timing.pay = performance.now();
     showMsg('');
     renderForm();
+    await rehold();
+    if (holdErr || !cart) { busy = false; state = 'error'; renderForm(); return; }
     if (!key) key = uuid();
-    const item = { product_id: card.product_id, quantity: qty };
-    if (sku && skus.length) item.sku = sku;
-    const body = { items: [item], stream, source };
+    const body = { cart_id: cart.id, stream, source, ...buyer.values() };
     if (opts.cardId !== undefined) body.card = opts.cardId;
     const ctl = new AbortController();
     const to = setTimeout(() => ctl.abort(), CHECKOUT_TIMEOUT_MS);
@@ -165,7 +236,7 @@ export function openBuySheet(opts) {
     try {
       res = await fetch('/api/checkout', {
         method: 'POST', signal: ctl.signal, credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
+        headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key, 'X-Cart-Secret': cart.secret },
         body: JSON.stringify(body),
       });
       try { data = await res.json(); } catch { data = null; }
@@ -180,6 +251,7 @@ export function openBuySheet(opts) {
     busy = false;
     if (res.status === 201 || res.status === 200) {
       key = null;
+      buyer.save();
       const p = (data && data.payment) || {};
       if (p.client_secret) { await stripeFlow(data); return; }
       if (data.status === 'paid' || p.provider === 'dev') { confirmed(data); return; }
@@ -187,6 +259,8 @@ export function openBuySheet(opts) {
     }
     key = null; state = 'error';
     timing.error = performance.now();
+    if (data && data.error === 'invalid_buyer') { buyer.showErrors(data.fields); showMsg('Check the highlighted fields.'); renderForm(); return; }
+    if (res.status === 404) { cart = null; held = null; rehold(); }
     const text = errorText(res.status, data, deal);
     showMsg(text);
     if (data && data.error === 'sold_out' && onSoldOut) onSoldOut(!!data.deal, data.available);
@@ -206,8 +280,19 @@ export function openBuySheet(opts) {
       <div class="done-title">Order confirmed</div>
       <div class="done-sub"></div>
       ${test ? '<div class="test-mode">TEST MODE · no real payment was taken</div>' : ''}
+      <div class="done-code" hidden><img alt="Pickup QR code"><b></b><div class="muted">Show this at the showroom desk</div></div>
+      <a class="done-link" target="_blank" rel="noopener">See your order ›</a>
       <button type="button" class="sheet-ok">${source === 'showroom' ? 'Done' : 'Keep watching'}</button>`;
-    done.querySelector('.done-sub').textContent = `${fmtMoney(order.total)} · order #${shortRef(order.order_id)}`;
+    done.querySelector('.done-sub').textContent = `${fmtMoney(order.total)} · order #${shortRef(order.order_id).toUpperCase()}` +
+      (order.buyer && order.buyer.email ? ` · receipt to ${order.buyer.email}` : '');
+    if (order.pickup_code) {
+      const c = done.querySelector('.done-code');
+      c.hidden = false;
+      c.querySelector('img').src = `/api/orders/${encodeURIComponent(order.order_id)}/pickup.png?t=${encodeURIComponent(order.secret || '')}`;
+      c.querySelector('b').textContent = order.pickup_code;
+    }
+    const link = done.querySelector('.done-link');
+    if (order.order_url) link.href = order.order_url; else link.remove();
     done.querySelector('.sheet-ok').onclick = close;
     wrap.dataset.order = order.order_id;
   }
@@ -234,10 +319,20 @@ export function openBuySheet(opts) {
       const pe = elements.create('payment');
       const box = q('.sheet-stripe');
       form.hidden = true; box.hidden = false; showMsg('');
+      // Stripe's way: email through Link's authentication element (the
+      // receipt goes there), the address through the Address Element in
+      // shipping mode (confirmPayment puts it on the PaymentIntent).
+      let email = '';
+      const le = elements.create('linkAuthentication');
+      le.on('change', (ev) => { email = (ev.value && ev.value.email) || ''; });
+      le.mount(box.querySelector('.stripe-link'));
+      if (buyer.method === 'ship') elements.create('address', { mode: 'shipping' }).mount(box.querySelector('.stripe-address'));
       pe.mount(box.querySelector('.stripe-element'));
       box.querySelector('.sheet-stripe-pay').onclick = async (ev) => {
         ev.target.disabled = true;
-        const r = await stripe.confirmPayment({ elements, redirect: 'if_required', confirmParams: { return_url: location.href } });
+        const confirmParams = { return_url: location.href };
+        if (email) confirmParams.receipt_email = email;
+        const r = await stripe.confirmPayment({ elements, redirect: 'if_required', confirmParams });
         ev.target.disabled = false;
         if (r.error) { const m = document.createElement('div'); m.className = 'sheet-msg'; m.textContent = r.error.message; box.prepend(m); return; }
         confirmed({ ...order, status: 'authorized' });

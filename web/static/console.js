@@ -8,6 +8,7 @@ import { fmtMoney, uuid } from './buy.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 document.getElementById('qr').href = `/visit/${encodeURIComponent(streamId)}/qr.png`;
+document.getElementById('orders-link').href = `/console/${encodeURIComponent(streamId)}/orders`;
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'streamd.staff';
 const ICON = {
@@ -126,11 +127,20 @@ async function pollStream() {
 let analyticsTimer = null;
 function analyticsSoon() { clearTimeout(analyticsTimer); analyticsTimer = setTimeout(loadAnalytics, 400); }
 async function loadAnalytics() {
+  loadSold();
   const r = await api('GET', `/api/streams/${encodeURIComponent(streamId)}/analytics?limit=2000`);
   if (!r.ok) return;
   S.analytics = {};
   for (const c of r.data.cards || []) S.analytics[c.card] = c;
   if (S.pinned) renderSales();
+}
+// The sold figures come from the server (paid units per product of this
+// show, refunds left out), never from adding up order events here.
+async function loadSold() {
+  const r = await api('GET', `/api/streams/${encodeURIComponent(streamId)}/sold`);
+  if (!r.ok) return;
+  S.soldOf = r.data.sold || {};
+  renderAfterOrders();
 }
 function renderSales() {
   const el = document.querySelector('.onair-sales');
@@ -377,13 +387,7 @@ function renderAfterOrders() {
 // recordOrder keeps o (new or updated) and its feed line; the totals, the
 // grid and the on-air box are redrawn by the caller.
 function recordOrder(o, fresh) {
-  const prev = S.orders.get(o.ref);
   S.orders.set(o.ref, o);
-  const wasPaid = prev && prev.status === 'paid';
-  const isPaid = o.status === 'paid';
-  if (isPaid !== wasPaid) {
-    for (const it of o.items || []) S.soldOf[it.product_id] = (S.soldOf[it.product_id] || 0) + (isPaid ? it.quantity : -it.quantity);
-  }
   const items = (o.items || []).map((it) => `${productTitle(it.product_id)}${it.sku && it.sku !== 'default' ? ` (${skuTitle(it.product_id, it.sku)})` : ''} ×${it.quantity}`).join(', ');
   let li = document.querySelector(`.feed li[data-ref="${CSS.escape(o.ref)}"]`);
   if (!li) {
@@ -427,7 +431,7 @@ function addFeed(li, fresh) {
 function renderStats() {
   let n = 0, total = 0, cur = '';
   for (const o of S.orders.values()) {
-    if (o.status !== 'paid' && o.status !== 'authorized') continue;
+    if (!['paid', 'authorized', 'packed', 'shipped', 'picked_up', 'partially_refunded'].includes(o.status)) continue;
     n++;
     if (o.total) { total += o.total.amount; cur = o.total.currency; }
   }
