@@ -24,17 +24,21 @@ async function load() {
   $('op-msg').hidden = true;
   $('op-body').hidden = false;
   document.body.dataset.status = o.status;
-  $('op-title').textContent = `Order ${o.order_id.slice(0, 8).toUpperCase()} · ${LABEL[o.status] || o.status}`;
+  $('op-title').textContent = `Order #${o.order_id.slice(0, 8).toUpperCase()} · ${LABEL[o.status] || o.status}`;
   const pickup = o.delivery && o.delivery.method === 'pickup';
-  const path = ['paid', 'packed', pickup ? 'picked_up' : 'shipped'];
   const seen = new Map((o.history || []).map((h) => [h.status, h.at]));
+  const refunded = [...seen.keys()].filter((s) => s.includes('refunded')).pop();
+  // The steps ahead of the order, or those it went through when a refund ended it.
+  let path = ['paid', 'packed', pickup ? 'picked_up' : 'shipped'];
+  if (o.status === 'refunded') path = path.filter((s) => seen.has(s));
+  if (refunded) path.push(o.status.includes('refunded') ? o.status : refunded);
   const steps = $('op-steps');
   steps.textContent = '';
-  for (const s of path.concat((o.history || []).some((h) => h.status.includes('refunded')) ? [o.status.includes('refunded') ? o.status : 'refunded'] : [])) {
+  for (const s of path) {
     const li = document.createElement('li');
     li.dataset.done = String(seen.has(s));
     li.textContent = LABEL[s];
-    if (seen.has(s)) { const d = document.createElement('small'); d.textContent = new Date(seen.get(s)).toLocaleString(); li.appendChild(d); }
+    if (seen.has(s)) { const d = document.createElement('small'); d.textContent = new Date(seen.get(s)).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }); li.appendChild(d); }
     steps.appendChild(li);
   }
   $('op-code').hidden = !pickup || !o.pickup_code || o.status === 'picked_up';
@@ -61,9 +65,9 @@ async function load() {
     tr.insertCell().textContent = fmtMoney({ amount: it.unit_price.amount * it.quantity, currency: it.unit_price.currency });
   }
   $('op-total').textContent = fmtMoney(o.total);
-  const refunded = (o.refunds || []).reduce((n, r) => n + r.amount.amount, 0);
-  $('op-refund').hidden = !refunded;
-  $('op-refund').textContent = `Refunded ${fmtMoney({ amount: refunded, currency: o.total.currency })} to your payment method.`;
+  const back = (o.refunds || []).reduce((n, r) => n + r.amount.amount, 0);
+  $('op-refund').hidden = !back;
+  $('op-refund').textContent = `Refunded ${fmtMoney({ amount: back, currency: o.total.currency })} to your payment method.`;
   $('op-test').hidden = !(o.payment && o.payment.test_mode);
 }
 

@@ -113,7 +113,8 @@ function render() {
       h('div', { class: 'do-main' },
         h('div', { class: 'do-line' }, h('b', { text: (o.buyer && o.buyer.name) || 'No name' }), h('span', { class: 'do-ref', text: '#' + ref(o) })),
         h('div', { class: 'do-items', text: items }),
-        h('div', { class: 'do-sub', text: `${pickup ? '🏬 Pickup' : '📦 Ship' + (o.delivery && o.delivery.address ? ' · ' + o.delivery.address.city + ', ' + o.delivery.address.country : '')} · ${when(o.created_at)}` })),
+        h('div', { class: 'do-sub' }, h('span', { class: 'do-how ' + (pickup ? 'pickup' : 'ship'), text: pickup ? 'Pickup' : 'Ship' }),
+          ` ${!pickup && o.delivery && o.delivery.address ? o.delivery.address.city + ', ' + o.delivery.address.country + ' · ' : ''}${when(o.created_at)}`)),
       h('div', { class: 'do-side' }, h('span', { class: 'do-status st-' + o.status, text: LABEL[o.status] || o.status }), h('b', { class: 'do-amt', text: fmtMoney(o.total) }))));
   }
   const paid = D.orders.filter((o) => SOLD.has(o.status));
@@ -231,7 +232,7 @@ function renderDetail() {
   box.append(meta);
 
   const hist = h('ol', { class: 'dd-hist' });
-  for (const e of o.history || []) hist.append(h('li', {}, h('b', { text: LABEL[e.status] || e.status }), ' ', h('span', { class: 'muted', text: when(e.at) + (e.note ? ' · ' + e.note : '') })));
+  for (const e of o.history || []) hist.append(h('li', {}, h('b', { text: e.status === 'paid' ? 'Paid' : LABEL[e.status] || e.status }), ' ', h('span', { class: 'muted', text: when(e.at) + (e.note ? ' · ' + e.note : '') })));
   for (const r of o.refunds || []) hist.append(h('li', {}, h('b', { text: 'Refund ' + fmtMoney(r.amount) }), ' ', h('span', { class: 'muted', text: `${when(r.at)}${r.restocked ? ' · restocked' : ' · not restocked'}${r.id ? ' · ' + r.id : ''}` })));
   box.append(h('div', { class: 'dd-label', text: 'History' }), hist);
 }
