@@ -267,7 +267,7 @@ func TestOrdersCSV(t *testing.T) {
 	h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "p2", "title": "P2", "price": map[string]any{"amount": 500, "currency": "eur"}, "stock": 10}), 201, "")
 	r := h.do("POST", "/api/checkout", map[string]any{"stream": "live1", "buyer": map[string]any{"email": "zoe@example.com", "name": "=HYPERLINK(\"x\")"},
 		"delivery": map[string]any{"method": "ship", "address": map[string]any{"line1": "Straße 1, Hinterhaus \"B\"", "postal_code": "10435", "city": "Berlin", "country": "DE"}},
-		"items": []map[string]any{{"product_id": "p1", "quantity": 2}, {"product_id": "p2", "quantity": 1}}}, "Idempotency-Key", "csv1")
+		"items":    []map[string]any{{"product_id": "p1", "quantity": 2}, {"product_id": "p2", "quantity": 1}}}, "Idempotency-Key", "csv1")
 	h.mustCode(r, 201, "")
 	h.mustCode(h.buy("csv2", "bob", "p2", 1), 201, "")
 	h.mustCode(h.staff("POST", "/api/orders/"+r.body["order_id"].(string)+"/pack", nil), 200, "")
