@@ -175,7 +175,7 @@ func TestOrdersSurviveSIGKILL(t *testing.T) {
 		var o struct {
 			Status string `json:"status"`
 		}
-		if code := api(t, "GET", base+"/api/orders/"+id, "", nil, &o); code != 200 || o.Status != "paid" {
+		if code := api(t, "GET", base+"/api/orders/"+id, testStaff, nil, &o); code != 200 || o.Status != "paid" {
 			t.Fatalf("order %s got a 201 before the kill; after restart: HTTP %d status %q", id, code, o.Status)
 		}
 	}

@@ -253,6 +253,15 @@ func TestShopBrowser(t *testing.T) {
 	eval[bool](t, p1, `(() => { document.querySelector('.sheet-wrap.open .sheet-pay').click(); return true })()`)
 	waitJS(t, p1, 10*time.Second, `streamdPlayer.sheet.state === 'paid'`)
 	waitJS(t, console, 5*time.Second, `document.querySelector('.onair-sales').classList.contains('has-sales')`)
+	// The tiles' "sold" figures are the server's (paid units of this show):
+	// never negative, equal to GET /api/streams/{id}/sold.
+	var sold struct{ Sold map[string]int }
+	api(t, "GET", base+"/api/streams/"+stream+"/sold", testStaff, nil, &sold)
+	want, _ := json.Marshal(sold.Sold)
+	waitJS(t, console, 10*time.Second, fmt.Sprintf(`JSON.stringify(Object.fromEntries(Object.entries(window.streamdConsole.soldOf).sort())) === JSON.stringify(Object.fromEntries(Object.entries(%s).sort()))`, want))
+	if neg := eval[bool](t, console, `[...document.querySelectorAll('.tile')].some((e) => /-\d+ sold/.test(e.textContent))`); neg || sold.Sold["aurora"] < 2 {
+		t.Fatalf("sold figures: negative on a tile %v, server %v", neg, sold.Sold)
+	}
 	time.Sleep(3 * time.Second) // toasts fade
 	shot(t, console, "console.png")
 	viewport(t, console, 768, 1024, 1) // the tablet turned to portrait
