@@ -5,17 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stripe/stripe-go/v76/webhook"
 )
 
-// event posts a signed Stripe event whose data.object is object (JSON).
+// event posts a Stripe event, signed now with the webhook secret.
 func (h *harness) event(id, typ, object string) resp {
 	h.t.Helper()
-	now := time.Now()
-	payload := fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2020-08-27","created":%d,"type":%q,"data":{"object":%s}}`, id, now.Unix(), typ, object)
-	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(payload), Secret: whSecret, Timestamp: now})
-	return h.do("POST", "/api/stripe/webhook", string(sp.Payload), "Stripe-Signature", sp.Header)
+	return h.signedEvent(id, typ, object, whSecret, time.Now())
 }
 
 // TestStripeRefunds: the address and email Stripe's elements collected land

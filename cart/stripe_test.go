@@ -95,8 +95,13 @@ const whSecret = "whsec_test_secret"
 
 func (h *harness) webhook(id, typ, intent, orderID, secret string, at time.Time) resp {
 	h.t.Helper()
-	payload := fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2020-08-27","created":%d,"type":%q,"data":{"object":{"id":%q,"object":"payment_intent","status":"requires_capture","metadata":{"order_id":%q}}}}`,
-		id, at.Unix(), typ, intent, orderID)
+	return h.signedEvent(id, typ, fmt.Sprintf(`{"id":%q,"object":"payment_intent","status":"requires_capture","metadata":{"order_id":%q}}`, intent, orderID), secret, at)
+}
+
+// signedEvent posts a Stripe event whose data.object is object (JSON), signed with secret at at.
+func (h *harness) signedEvent(id, typ, object, secret string, at time.Time) resp {
+	h.t.Helper()
+	payload := fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2020-08-27","created":%d,"type":%q,"data":{"object":%s}}`, id, at.Unix(), typ, object)
 	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(payload), Secret: secret, Timestamp: at})
 	return h.do("POST", "/api/stripe/webhook", string(sp.Payload), "Stripe-Signature", sp.Header)
 }

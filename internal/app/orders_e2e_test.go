@@ -27,12 +27,7 @@ func TestOrdersBrowser(t *testing.T) {
 	a := startApp(t, func(c *Config) { c.SMTP = smtp.URL(); c.MailFrom = "Shop <orders@shop.example>" })
 	base := a.BaseURL()
 	const stream = "orders"
-	key := createStream(t, a, stream)
-	for _, p := range shopProducts() {
-		if code := api(t, "POST", base+"/api/products", testStaff, p, nil); code != 201 {
-			t.Fatalf("create product %v: %d", p["id"], code)
-		}
-	}
+	key := createShop(t, a, stream)
 	if code := api(t, "PUT", base+"/api/streams/"+stream+"/pickup-point", testStaff,
 		map[string]any{"address": "Torstraße 1, 10119 Berlin", "note": "Mon–Sat 10–19"}, nil); code != 200 {
 		t.Fatalf("pickup point: %d", code)

@@ -29,12 +29,7 @@ func TestShopBrowser(t *testing.T) {
 	a := startApp(t, nil)
 	base := a.BaseURL()
 	const stream = "shop"
-	key := createStream(t, a, stream)
-	for _, p := range shopProducts() {
-		if code := api(t, "POST", base+"/api/products", testStaff, p, nil); code != 201 {
-			t.Fatalf("create product %v: %d", p["id"], code)
-		}
-	}
+	key := createShop(t, a, stream)
 
 	publishCanvas(t, b, base, stream, key, "vp8")
 
@@ -367,6 +362,19 @@ func screenshot(t *testing.T, tab context.Context, name string, docs bool) {
 		}
 	}
 	t.Logf("screenshot %s (%d bytes) in %v", name, len(png), dirs)
+}
+
+// createShop creates the stream and the shopProducts catalog; it returns
+// the publish key.
+func createShop(t *testing.T, a *App, stream string) string {
+	t.Helper()
+	key := createStream(t, a, stream)
+	for _, p := range shopProducts() {
+		if code := api(t, "POST", a.BaseURL()+"/api/products", testStaff, p, nil); code != 201 {
+			t.Fatalf("create product %v: %d", p["id"], code)
+		}
+	}
+	return key
 }
 
 // shopProducts is a small catalog with drawn product images.

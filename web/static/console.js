@@ -140,7 +140,9 @@ async function loadSold() {
   const r = await api('GET', `/api/streams/${encodeURIComponent(streamId)}/sold`);
   if (!r.ok) return;
   S.soldOf = r.data.sold || {};
-  renderAfterOrders();
+  renderStats();
+  if (S.pinned) renderOnAir();
+  renderGrid(); // the tiles show it too, pinned card or not
 }
 function renderSales() {
   const el = document.querySelector('.onair-sales');
