@@ -254,6 +254,7 @@ func TestShopBrowser(t *testing.T) {
 	api(t, "GET", base+"/api/streams/"+stream+"/sold", testStaff, nil, &sold)
 	want, _ := json.Marshal(sold.Sold)
 	waitJS(t, console, 10*time.Second, fmt.Sprintf(`JSON.stringify(Object.fromEntries(Object.entries(window.streamdConsole.soldOf).sort())) === JSON.stringify(Object.fromEntries(Object.entries(%s).sort()))`, want))
+	waitJS(t, console, 5*time.Second, fmt.Sprintf(`document.querySelector('.tile[data-product="aurora"]').textContent.includes('%d sold')`, sold.Sold["aurora"]))
 	if neg := eval[bool](t, console, `[...document.querySelectorAll('.tile')].some((e) => /-\d+ sold/.test(e.textContent))`); neg || sold.Sold["aurora"] < 2 {
 		t.Fatalf("sold figures: negative on a tile %v, server %v", neg, sold.Sold)
 	}
