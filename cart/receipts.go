@@ -130,11 +130,12 @@ type mailJob struct {
 }
 
 // mailer renders and sends queued receipts; at Close it sends what is
-// queued (a receipt is not lost to a restart racing the payment).
+// queued, for a few seconds (a receipt is not lost to a restart racing the
+// payment).
 func (s *Service) mailer() {
 	defer s.wg.Done()
-	send := func(j mailJob) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	send := func(parent context.Context, j mailJob) {
+		ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 		defer cancel()
 		m, err := s.renderReceipt(ctx, j.o, j.kind)
 		if err == nil {
@@ -147,16 +148,21 @@ func (s *Service) mailer() {
 	for {
 		select {
 		case j := <-s.mails:
-			send(j)
+			send(context.Background(), j)
 		case <-s.ctx.Done():
-			for {
+			// Shutting down: what is queued gets 5 s in all, so a dead mail
+			// server cannot hold the shutdown.
+			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for drain.Err() == nil {
 				select {
 				case j := <-s.mails:
-					send(j)
+					send(drain, j)
 				default:
 					return
 				}
 			}
+			return
 		}
 	}
 }
