@@ -200,6 +200,9 @@ func TestOrdersBrowser(t *testing.T) {
 	waitJS(t, desk, 10*time.Second, `document.querySelectorAll('#outbox li').length === 0 && document.getElementById('outbox-head').textContent.includes('SMTP')`)
 	eval[bool](t, desk, `(() => { document.querySelectorAll('.toast').forEach((e) => e.remove()); return true })()`)
 	shot(t, desk, "orders-desk.png")
+	viewport(t, desk, 768, 1024, 1) // the tablet in portrait: the detail opens over the list
+	time.Sleep(300 * time.Millisecond)
+	artifact(t, desk, "orders-desk-portrait.png")
 
 	// 5. Each buyer's order page shows where the order stands.
 	page := func(tab context.Context, url, status, text string) {
