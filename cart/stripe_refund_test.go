@@ -87,7 +87,7 @@ func TestStripeRefunds(t *testing.T) {
 		// Details the buyer did give go on the PaymentIntent (Stripe's receipt, shipping).
 		h.mustCode(h.do("POST", "/api/checkout", map[string]any{"buyer": map[string]any{"email": "fay@example.com", "name": "Fay"},
 			"delivery": map[string]any{"method": "ship", "address": map[string]any{"line1": "2 Rue X", "postal_code": "75002", "city": "Paris", "country": "FR"}},
-			"items": []map[string]any{{"product_id": "p2", "quantity": 1}}}, "Idempotency-Key", "sr2", "X-Buyer-Id", "fay"), 201, "")
+			"items":    []map[string]any{{"product_id": "p2", "quantity": 1}}}, "Idempotency-Key", "sr2", "X-Buyer-Id", "fay"), 201, "")
 		c := rec.find("POST", "/v1/payment_intents")
 		if f := c[len(c)-1].form; f.Get("receipt_email") != "fay@example.com" || f.Get("shipping[name]") != "Fay" || f.Get("shipping[address][city]") != "Paris" ||
 			f.Get("shipping[address][country]") != "FR" {
