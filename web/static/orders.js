@@ -135,7 +135,8 @@ function renderDetail() {
   const o = D.orders.find((x) => x.order_id === D.selected);
   const box = $('detail');
   if (!o) { box.textContent = ''; box.append(h('p', { class: 'muted desk-empty', text: 'Pick an order to see it here.' })); return; }
-  if (box.dataset.id === o.order_id && box.dataset.v === o.updated_at && box.contains(document.activeElement)) return; // keep what staff are typing
+  // Unchanged: keep what staff are typing or ticking (the list polls every 3 s).
+  if (box.dataset.id === o.order_id && box.dataset.v === o.updated_at) return;
   box.dataset.id = o.order_id; box.dataset.v = o.updated_at;
   box.textContent = '';
   const pickup = o.delivery && o.delivery.method === 'pickup';
