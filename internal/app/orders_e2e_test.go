@@ -203,6 +203,10 @@ func TestOrdersBrowser(t *testing.T) {
 	viewport(t, desk, 768, 1024, 1) // the tablet in portrait: the detail opens over the list
 	time.Sleep(300 * time.Millisecond)
 	artifact(t, desk, "orders-desk-portrait.png")
+	eval[bool](t, desk, `document.querySelector('.dd-back').click(); true`)
+	viewport(t, desk, 390, 844, 2) // a phone at the desk
+	time.Sleep(300 * time.Millisecond)
+	artifact(t, desk, "orders-desk-phone.png")
 
 	// 5. Each buyer's order page shows where the order stands.
 	page := func(tab context.Context, url, status, text string) {
