@@ -155,6 +155,7 @@ func TestConcurrentReplays(t *testing.T) {
 	forEachHarness(t, 6, nil, func(t *testing.T, h *harness) {
 		const n = 50
 		pending := 0
+		h.do("POST", "/api/carts", nil, "X-Buyer-Id", "carol") // carol's browser has its buyer cookie
 		for trial := range 5 {
 			pid := fmt.Sprint("replay", trial)
 			h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": pid, "title": "Replay",
@@ -212,6 +213,7 @@ func TestCartCheckoutTwoNodes(t *testing.T) {
 		for i := range 40 {
 			c := h1.do("POST", "/api/carts", nil, "X-Buyer-Id", "eve")
 			h1.mustCode(c, 201, "")
+			h2.setCookie("eve", h1.cookie("eve")) // one browser, two nodes (one signing key)
 			id := c.body["cart_id"].(string)
 			h1.mustCode(h1.do("PUT", "/api/carts/"+id+"/items", map[string]any{"product_id": "twin", "quantity": 2}, "X-Buyer-Id", "eve"), 200, "")
 			var wg sync.WaitGroup
@@ -220,7 +222,7 @@ func TestCartCheckoutTwoNodes(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					res[j] = h.do("POST", "/api/checkout", map[string]any{"cart_id": id}, "Idempotency-Key", fmt.Sprint("cart-", i, "-", j), "X-Buyer-Id", "eve")
+					res[j] = h.do("POST", "/api/checkout", withBuyer(map[string]any{"cart_id": id}), "Idempotency-Key", fmt.Sprint("cart-", i, "-", j), "X-Buyer-Id", "eve")
 				}()
 			}
 			wg.Wait()

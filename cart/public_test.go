@@ -11,7 +11,7 @@ func TestPublicProductView(t *testing.T) {
 	forEachHarness(t, 6, nil, func(t *testing.T, h *harness) {
 		h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "pv", "title": "PV", "price": map[string]any{"amount": 100, "currency": "eur"},
 			"skus": []map[string]any{{"id": "s", "stock": 5}, {"id": "m", "stock": 5}}}), 201, "")
-		h.mustCode(h.do("POST", "/api/checkout", map[string]any{"items": []map[string]any{{"product_id": "pv", "sku": "s", "quantity": 2}}},
+		h.mustCode(h.do("POST", "/api/checkout", withBuyer(map[string]any{"items": []map[string]any{{"product_id": "pv", "sku": "s", "quantity": 2}}}),
 			"Idempotency-Key", "pv1", "X-Buyer-Id", "b"), 201, "")
 		for _, path := range []string{"/api/products/pv", "/api/products"} {
 			pub := h.do("GET", path, nil)

@@ -42,7 +42,7 @@ func TestOrdersBrowser(t *testing.T) {
 
 	// 1. A phone viewer, first time: Buy places the hold, the details are
 	// typed while it runs, Pay.
-	viewer := b.IsolatedTab(t)
+	viewer := b.Visitor(t)
 	viewport(t, viewer, 390, 844, 2)
 	if err := browsertest.Open(viewer, base+"/watch/"+stream, "#video"); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestOrdersBrowser(t *testing.T) {
 
 	// 2. A showroom visitor (another phone): pickup is the default; name and
 	// email, Pay; the confirmation shows the pickup code and its QR.
-	visitor := b.IsolatedTab(t)
+	visitor := b.Visitor(t)
 	viewport(t, visitor, 375, 667, 2)
 	if err := browsertest.Open(visitor, base+"/visit/"+stream, "#overlay"); err != nil {
 		t.Fatal(err)
