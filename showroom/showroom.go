@@ -284,6 +284,8 @@ func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMe
 		var fe *cart.FieldError
 		var ce *cart.CurrencyError
 		switch {
+		case errors.Is(err, cart.ErrDealPrice):
+			return http.StatusUnprocessableEntity, "deal_price_not_lower", "deal refused: " + err.Error()
 		case errors.As(err, &ce):
 			return http.StatusUnprocessableEntity, "currency_mismatch", "deal refused: " + ce.Error()
 		case errors.As(err, &fe):
