@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -246,6 +247,16 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 		return pushResponse{}, http.StatusServiceUnavailable, "overlay_unavailable", "could not publish the card; retry"
 	}
 	return pushResponse{EventID: ev.ID, Seq: ev.Seq, Action: req.Action, Card: &card}, 0, "", ""
+}
+
+// RefreshCard re-sends a stream's card for productID (an "update"), so an
+// edit made in the catalog — title, photo, price — reaches the card on
+// screen without staff pushing it again.
+func (s *Server) RefreshCard(ctx context.Context, stream, productID string) error {
+	if _, status, _, msg := s.push(ctx, stream, CardRequest{Action: "update", ProductID: productID}); status != 0 {
+		return fmt.Errorf("refresh card %s on %s: %s", productID, stream, msg)
+	}
+	return nil
 }
 
 func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMessage) (int, string, string) {

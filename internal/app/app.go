@@ -28,6 +28,7 @@ import (
 	"github.com/streamd/streamd/cart"
 	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
+	"github.com/streamd/streamd/images"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/signer"
@@ -48,6 +49,8 @@ type App struct {
 	Cart     *cart.Service
 	Overlay  *overlay.Server
 	Showroom *showroom.Server
+	// Images stores and serves uploaded product photos.
+	Images *images.Server
 	// Signer signs viewer/buyer cookies and private-stream links.
 	Signer  *signer.Signer
 	cluster *cluster
@@ -222,6 +225,7 @@ func (a *App) routes() {
 	})
 	a.Showroom.Register(m)
 	a.recordRoutes(m)
+	a.Images.Register(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,8 @@ func (a *App) initCommerce() error {
 	a.Cart = &cart.Service{Store: store, Payments: payments, StaffToken: a.Config.StaffToken, HoldTTL: a.Config.HoldTTL,
 		Notifier: orderNotifier{a.Overlay}, Registerer: a.reg, Logger: a.Logger.With("pkg", "cart")}
 	a.Overlay.Stock = a.Cart
+	a.Cart.Products = a.startCatalogNotifier()
+	a.initImages()
 	if err := a.Overlay.Initialize(); err != nil {
 		return err
 	}
