@@ -25,7 +25,7 @@ type grad func(x, y float64) color.RGBA
 
 func (g grad) ColorModel() color.Model { return color.RGBAModel }
 func (g grad) Bounds() image.Rectangle { return image.Rect(-1e6, -1e6, 1e6, 1e6) }
-func (g grad) At(x, y int) color.Color  { return g(float64(x), float64(y)) }
+func (g grad) At(x, y int) color.Color { return g(float64(x), float64(y)) }
 
 func mix(a, b color.RGBA, t float64) color.RGBA {
 	t = math.Max(0, math.Min(1, t))

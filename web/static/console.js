@@ -4,10 +4,12 @@
 // start a flash deal on it, and follow orders and stock as they happen.
 import { whepPlay } from './webrtc.js';
 import { connectOverlay } from './overlay-client.js';
+import { toast as showToast } from './toast.js';
 import { fmtMoney, uuid } from './buy.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 document.getElementById('qr').href = `/visit/${encodeURIComponent(streamId)}/qr.png`;
+document.getElementById('products-link').href = `/console/${encodeURIComponent(streamId)}/products`;
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'streamd.staff';
 const ICON = {
@@ -51,15 +53,7 @@ async function api(method, path, body, { idem } = {}) {
 }
 const errMsg = (r) => (r.data && (r.data.message || r.data.error)) || `HTTP ${r.status}`;
 
-function toast(text, kind = 'ok') {
-  const el = document.createElement('div');
-  el.className = 'toast ' + kind;
-  el.textContent = text;
-  $('toasts').appendChild(el);
-  setTimeout(() => el.classList.add('out'), kind === 'error' ? 5000 : 2500);
-  setTimeout(() => el.remove(), kind === 'error' ? 5400 : 2900);
-  S.lastToast = { text, kind };
-}
+function toast(text, kind = 'ok') { S.lastToast = showToast(text, kind); }
 
 // ── Sign in ────────────────────────────────────────────────────────────
 async function signIn(tok, quiet) {
@@ -108,7 +102,10 @@ function start() {
     onCard: (m) => setPinned(m.action === 'hide' ? null : m.card, m.id),
     onStock: (m) => stockChanged(m.product_id, m.available),
     onLive: (m) => setLive(m.live),
-    onEvent: (m) => { if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); } },
+    onEvent: (m) => {
+      if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); }
+      if (m.type === 'catalog') loadProducts(); // edited in the catalog editor: no reload needed
+    },
   });
   setInterval(pollStream, 3000);
   loadAnalytics();
@@ -214,7 +211,7 @@ function renderGrid() {
     tile.addEventListener('click', () => tapProduct(id));
     grid.appendChild(tile);
   }
-  if (!shown) grid.innerHTML = `<p class="muted grid-empty">${S.order.length ? 'No product matches.' : 'No products yet — add some with POST /api/products.'}</p>`;
+  if (!shown) grid.innerHTML = `<p class="muted grid-empty">${S.order.length ? 'No product matches.' : 'No products yet — add some under Products.'}</p>`;
 }
 
 async function tapProduct(id) {
