@@ -46,8 +46,12 @@ type Server struct {
 	Streams    Streams
 	Orders     OrderLister // analytics; nil: the Catalog when it lists orders
 	StaffToken string
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// PublicURL, when set, is the base of the URLs in QR codes; else the
+	// request's host, or LANURL() when that host is localhost.
+	PublicURL string
+	LANURL    func() string
+	Logger    *slog.Logger
+	Now       func() time.Time
 
 	// Chat (chat.go): nil ChatOverlay leaves the chat API out. Signer
 	// signs the viewer cookie; ChatStore nil: in memory.

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/streamd/streamd/cart"
 	"github.com/streamd/streamd/egress/hls"
@@ -63,16 +65,20 @@ type App struct {
 	// HLS serves LL-HLS of live streams.
 	HLS *hls.Live
 
-	db       *bolt.DB
-	rdb      *redis.Client
-	net      *sfu.WebRTC
-	reg      *prometheus.Registry
-	mux      *http.ServeMux
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	closers  []func()
-	closeMu  sync.Once
-	serveErr chan error
+	db     *bolt.DB
+	rdb    *redis.Client
+	net    *sfu.WebRTC
+	reg    *prometheus.Registry
+	mux    *http.ServeMux
+	httpLn net.Listener
+	// tlsConfig is set for HTTPS (files or ACME); acme and acmeLn with ACME.
+	tlsConfig *tls.Config
+	acme      *autocert.Manager
+	acmeLn    net.Listener
+	httpSrv   *http.Server
+	closers   []func()
+	closeMu   sync.Once
+	serveErr  chan error
 }
 
 // New builds the server from cfg; nothing listens until Start.
@@ -81,15 +87,19 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	a = &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	self := a // "return nil, err" clears a before this runs
 	defer func() {
 		if err != nil {
-			a.Close()
+			self.Close()
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := a.initTLS(); err != nil {
+		return nil, err
 	}
 	if a.Config.StaffToken == "" {
 		if a.Config.StaffToken, err = loadOrCreateToken(filepath.Join(cfg.Data, "staff-token")); err != nil {
@@ -233,7 +243,7 @@ func (a *App) routes() {
 		if a.Config.StripeKey != "" {
 			payments = "stripe"
 		}
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable, "public_url": a.PublicBase()})
 	})
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -254,7 +264,14 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen http %s: %w", a.Config.HTTP, err)
 	}
+	if a.tlsConfig != nil {
+		ln = tls.NewListener(ln, a.tlsConfig)
+	}
 	a.httpLn = ln
+	if err := a.startACMEHTTP(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		err := a.httpSrv.Serve(ln)
@@ -272,8 +289,13 @@ func (a *App) Handler() http.Handler { return a.mux }
 // HTTPAddr is the bound HTTP address.
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 
-// BaseURL is http://<bound address>.
-func (a *App) BaseURL() string { return "http://" + a.HTTPAddr() }
+// BaseURL is http(s)://<bound address>.
+func (a *App) BaseURL() string {
+	if a.tlsConfig != nil {
+		return "https://" + a.HTTPAddr()
+	}
+	return "http://" + a.HTTPAddr()
+}
 
 // UDPAddr is the bound WebRTC UDP address.
 func (a *App) UDPAddr() string { return a.net.LocalAddr().String() }

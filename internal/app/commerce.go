@@ -47,7 +47,8 @@ func (a *App) initCommerce() error {
 		return err
 	}
 	a.closers = append(a.closers, func() { _ = a.Cart.Close() })
-	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken, Logger: a.Logger.With("pkg", "showroom"),
+	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken,
+		PublicURL: a.Config.PublicURL, LANURL: a.PublicBase, Logger: a.Logger.With("pkg", "showroom"),
 		ChatOverlay: a.Overlay, Signer: a.Signer}
 	if a.rdb != nil {
 		a.Showroom.ChatStore = showroom.NewRedisChatStore(a.rdb) // bans and rate limits hold on every node
