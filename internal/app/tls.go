@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -67,7 +68,16 @@ func (a *App) startACMEHTTP() error {
 		return fmt.Errorf("listen %s for ACME HTTP-01 challenges (--acme-http): %w", addr, err)
 	}
 	a.acmeLn = ln
-	srv := &http.Server{Handler: a.acme.HTTPHandler(http.HandlerFunc(a.redirectHTTPS)), ReadHeaderTimeout: 10 * time.Second,
+	h := a.acme.HTTPHandler(http.HandlerFunc(a.redirectHTTPS))
+	// autocert checks the Host header against the domain as it is: on a
+	// port other than 80 it carries ":port", which would fail the check.
+	strip := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil && strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			r.Host = host
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: strip, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	go func() { _ = srv.Serve(ln) }()
 	a.closers = append(a.closers, func() {
