@@ -253,14 +253,33 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 	return pushResponse{EventID: ev.ID, Seq: ev.Seq, Action: req.Action, Card: &card}, 0, "", ""
 }
 
-// RefreshCard re-sends a stream's card for productID (an "update"), so an
-// edit made in the catalog — title, photo, price — reaches the card on
-// screen without staff pushing it again.
-func (s *Server) RefreshCard(ctx context.Context, stream, productID string) error {
-	if _, status, _, msg := s.push(ctx, stream, CardRequest{Action: "update", ProductID: productID}); status != 0 {
-		return fmt.Errorf("refresh card %s on %s: %s", productID, stream, msg)
+// RefreshCard re-sends a stream's card (an "update") when the product
+// behind the card on screen (current) was edited — title, description,
+// photo, price or variants — so the edit reaches viewers without staff
+// pushing it again. A card that still says what the catalog says is left
+// alone (stock and deals travel by their own events).
+func (s *Server) RefreshCard(ctx context.Context, stream string, current json.RawMessage) (bool, error) {
+	var cur Card
+	if err := json.Unmarshal(current, &cur); err != nil || cur.ProductID == "" {
+		return false, nil
 	}
-	return nil
+	p, err := s.Catalog.GetProduct(ctx, cur.ProductID)
+	if err != nil {
+		return false, fmt.Errorf("refresh card %s: %w", cur.ProductID, err)
+	}
+	fresh := cardOf(p, s.Now())
+	same := fresh.Title == cur.Title && fresh.Description == cur.Description && fresh.Image == cur.Image &&
+		fresh.Price == cur.Price && len(fresh.SKUs) == len(cur.SKUs)
+	for i := 0; same && i < len(fresh.SKUs); i++ {
+		same = fresh.SKUs[i].ID == cur.SKUs[i].ID && fresh.SKUs[i].Title == cur.SKUs[i].Title
+	}
+	if same {
+		return false, nil
+	}
+	if _, status, _, msg := s.push(ctx, stream, CardRequest{Action: "update", ProductID: cur.ProductID}); status != 0 {
+		return false, fmt.Errorf("refresh card %s on %s: %s", cur.ProductID, stream, msg)
+	}
+	return true, nil
 }
 
 func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMessage) (int, string, string) {

@@ -107,7 +107,7 @@ func (n *catalogNotifier) publish(ctx context.Context, ids []string) {
 			ProductID string `json:"product_id"`
 		}
 		if json.Unmarshal(st.Card, &card) == nil && slices.Contains(ids, card.ProductID) {
-			if err := n.a.Showroom.RefreshCard(ctx, s, card.ProductID); err != nil {
+			if _, err := n.a.Showroom.RefreshCard(ctx, s, st.Card); err != nil {
 				n.a.Logger.Warn("catalog: refresh the card on screen", "stream", s, "err", err)
 			}
 		}
