@@ -129,6 +129,9 @@ type Card struct {
 	Available   int        `json:"available"`
 	SKUs        []CardSKU  `json:"skus,omitempty"`
 	Deal        *CardDeal  `json:"deal"`
+	// PerBuyer is the product's per-buyer limit (0: none): the buy sheet's
+	// quantity stops there instead of refusing after Pay.
+	PerBuyer int `json:"per_buyer,omitempty"`
 }
 
 // CardSKU is a variant offered on the card.
@@ -145,6 +148,7 @@ type CardDeal struct {
 	EndsAtMS  int64      `json:"ends_at_ms"`
 	Quantity  int        `json:"quantity,omitempty"`
 	Remaining *int       `json:"remaining,omitempty"`
+	PerBuyer  int        `json:"per_buyer,omitempty"`
 }
 
 type pushResponse struct {
@@ -333,7 +337,7 @@ func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMe
 }
 
 func cardOf(p cart.Product, now time.Time) Card {
-	c := Card{ProductID: p.ID, Title: p.Title, Description: p.Description, Price: p.Price, Available: p.Available}
+	c := Card{ProductID: p.ID, Title: p.Title, Description: p.Description, Price: p.Price, Available: p.Available, PerBuyer: p.PerBuyerLimit}
 	if len(p.Images) > 0 {
 		c.Image = p.Images[0]
 	}
@@ -343,7 +347,7 @@ func cardOf(p cart.Product, now time.Time) Card {
 		}
 	}
 	if p.Deal != nil && p.Deal.Active(now) {
-		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining}
+		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining, PerBuyer: p.Deal.PerBuyer}
 	}
 	return c
 }

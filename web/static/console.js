@@ -24,6 +24,7 @@ const S = {
   products: new Map(), // id → product
   order: [], // product ids in display order
   stockOf: {},
+  dealLeft: {}, // product id → units left at the deal price (capped deals)
   soldOf: {}, // product id → units in this show's paid orders
   pinned: null, // card JSON on screen now (from the overlay)
   pinnedId: '', // its event id
@@ -204,6 +205,7 @@ function renderGrid() {
     tile.querySelector('.tile-price').textContent = fmtMoney(p.price);
     const st = tile.querySelector('.tile-stock');
     st.textContent = avail <= 0 ? 'Sold out' : `${avail} in stock` + (S.soldOf[id] ? ` · ${S.soldOf[id]} sold` : '');
+    if (dealCap(id) && S.dealLeft[id] !== undefined) st.textContent += ` · ${S.dealLeft[id]} at the deal price`;
     st.classList.toggle('out', avail <= 0);
     st.classList.toggle('low', avail > 0 && avail <= 5);
     tile.querySelector('.tile-flag').textContent = S.inFlight.has(id) ? 'Sending…' : id === pinned ? '● On screen' : 'Show';
@@ -237,6 +239,7 @@ async function pushCard(body) {
 // ── On screen ──────────────────────────────────────────────────────────
 function setPinned(card, eventId) {
   S.pinned = card || null;
+  if (card && card.deal && card.deal.quantity) S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
   S.pinnedId = card ? (eventId || '') : '';
   renderOnAir();
   renderGrid();
@@ -268,7 +271,7 @@ function renderOnAir() {
   const price = body.querySelector('.onair-price');
   price.textContent = fmtMoney(deal ? deal.price : c.price);
   if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(c.price); price.append(' ', s); }
-  body.querySelector('.onair-stock').textContent = (avail <= 0 ? 'Sold out' : `${avail} available`) + (S.soldOf[c.product_id] ? ` · ${S.soldOf[c.product_id]} sold this show` : '');
+  body.querySelector('.onair-stock').textContent = (avail <= 0 ? 'Sold out' : `${avail} available`) + (deal && deal.quantity ? ` · ${S.dealLeft[c.product_id] ?? deal.quantity} at the deal price` : '') + (S.soldOf[c.product_id] ? ` · ${S.soldOf[c.product_id]} sold this show` : '');
   renderSales();
   pc.hidden = false;
   pc.textContent = `${c.title} · ${fmtMoney(deal ? deal.price : c.price)}`;
@@ -321,6 +324,7 @@ $('deal').addEventListener('submit', async (e) => {
   const qtyRaw = $('deal-qty').value.trim();
   const qty = qtyRaw ? parseInt(qtyRaw, 10) : 0;
   if (!(amount > 0)) { toast('Enter a deal price, e.g. 39.00', 'error'); return; }
+  if (amount >= c.price.amount) { toast(`A deal must cost less than the regular ${fmtMoney(c.price)}`, 'error'); return; }
   if (!(duration > 0)) { toast('Enter how many seconds the deal runs', 'error'); return; }
   if (qtyRaw && !(qty > 0)) { toast('Units must be a positive number (or empty for no cap)', 'error'); return; }
   const deal = { price: { amount, currency: c.price.currency }, duration_s: duration };
@@ -395,7 +399,31 @@ function recordOrder(o, fresh) {
   li.querySelector('.feed-amt').textContent = fmtMoney(o.total);
 }
 
+// dealCap: during a capped flash deal on the card on screen, what a stock
+// event carries is what is left at the deal price, not the stock.
+function dealCap(id) {
+  const c = S.pinned;
+  return !!(c && c.product_id === id && dealActive(c) && c.deal.quantity);
+}
+
 function stockChanged(id, n) {
+  if (dealCap(id)) {
+    const was = S.dealLeft[id];
+    S.dealLeft[id] = n;
+    if (was !== undefined && was !== n) {
+      const li = document.createElement('li');
+      li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
+      li.dataset.product = id;
+      li.innerHTML = '<span class="feed-icon">' + ICON.bolt + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
+      li.querySelector('.feed-line').textContent = productTitle(id);
+      li.querySelector('.feed-sub').textContent = `${n} at the deal price · ${timeOf(Date.now())}`;
+      li.querySelector('.feed-amt').textContent = n <= 0 ? 'DEAL SOLD OUT' : `${n} at deal price`;
+      addFeed(li, true);
+    }
+    renderOnAir();
+    renderGrid();
+    return;
+  }
   const before = S.stockOf[id];
   S.stockOf[id] = n;
   if (before !== undefined && before !== n) {
