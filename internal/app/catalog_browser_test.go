@@ -134,14 +134,6 @@ func TestCatalogBrowser(t *testing.T) {
 		}
 		click(t, player, ".sheet-x")
 
-		// A deal above the regular price is refused (422), in the console too.
-		setField(t, console, "#deal-price", "70.00")
-		eval[bool](t, console, `(() => { document.getElementById('deal').requestSubmit(); return true })()`)
-		waitJS(t, console, 5*time.Second, `window.streamdConsole.lastToast && window.streamdConsole.lastToast.text.startsWith('A deal must cost less')`)
-		if code := api(t, "POST", base+"/api/streams/"+stream+"/cards", testStaff, map[string]any{"action": "update", "product_id": "linen-shirt",
-			"deal": map[string]any{"price": map[string]any{"amount": 7000, "currency": "eur"}, "duration_s": 60}}, nil); code != 422 {
-			t.Fatalf("deal above the price: %d, want 422", code)
-		}
 		// A capped deal: "5 at the deal price", apart from the stock; the
 		// stepper stops at the deal's per-buyer limit of 1.
 		if code := api(t, "POST", base+"/api/streams/"+stream+"/cards", testStaff, map[string]any{"action": "update", "product_id": "linen-shirt",
@@ -150,6 +142,17 @@ func TestCatalogBrowser(t *testing.T) {
 		}
 		waitJS(t, player, 10*time.Second, `document.querySelector('.card-stock').textContent === '5 at the deal price'`)
 		waitJS(t, console, 5*time.Second, `document.querySelector('.onair-stock').textContent.includes('12 available · 5 at the deal price') && document.querySelector('.tile[data-product="linen-shirt"] .tile-stock').textContent.startsWith('12 in stock')`)
+		time.Sleep(400 * time.Millisecond) // the card's slide-in
+		shot(t, console, "console-demo.png")
+		shot(t, player, "player-demo.png")
+		// A deal above the regular price is refused (422), in the console too.
+		setField(t, console, "#deal-price", "70.00")
+		eval[bool](t, console, `(() => { document.getElementById('deal').requestSubmit(); return true })()`)
+		waitJS(t, console, 5*time.Second, `window.streamdConsole.lastToast && window.streamdConsole.lastToast.text.startsWith('A deal must cost less')`)
+		if code := api(t, "POST", base+"/api/streams/"+stream+"/cards", testStaff, map[string]any{"action": "update", "product_id": "linen-shirt",
+			"deal": map[string]any{"price": map[string]any{"amount": 7000, "currency": "eur"}, "duration_s": 60}}, nil); code != 422 {
+			t.Fatalf("deal above the price: %d, want 422", code)
+		}
 		click(t, player, ".card-buy")
 		waitJS(t, player, 5*time.Second, `!!document.querySelector('.sheet-wrap.open .sheet-pay')`)
 		eval[bool](t, player, `(() => { document.querySelector('.chip').click(); for (let i = 0; i < 5; i++) document.querySelector('.qty-plus').click(); return true })()`)
@@ -159,8 +162,6 @@ func TestCatalogBrowser(t *testing.T) {
 		click(t, player, ".sheet-pay")
 		waitJS(t, player, 10*time.Second, `streamdPlayer.sheet.state === 'paid'`)
 		waitJS(t, console, 5*time.Second, `document.querySelector('.onair-stock').textContent.includes('4 at the deal price') && !!document.querySelector('.feed li.feed-stock .feed-sub') && [...document.querySelectorAll('.feed li.feed-stock .feed-sub')].some((e) => e.textContent.startsWith('4 at the deal price'))`)
-		shot(t, console, "console-demo.png")
-		shot(t, player, "player-demo.png")
 		click(t, player, ".sheet-ok")
 		if code := api(t, "POST", base+"/api/streams/"+stream+"/cards", testStaff, map[string]any{"action": "update", "product_id": "linen-shirt", "deal": nil}, nil); code != 201 {
 			t.Fatalf("end deal: %d", code)
