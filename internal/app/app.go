@@ -77,6 +77,7 @@ type App struct {
 	acmeLn    net.Listener
 	httpSrv   *http.Server
 	closers   []func()
+	previews  previews
 	closeMu   sync.Once
 	serveErr  chan error
 }
@@ -200,7 +201,8 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 }
 
 func (a *App) streamStatus(id string) streams.Status {
-	st := streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
+	viewers := a.SFU.Subscribers(id) - a.previews.count(id, func(sid string) bool { return a.SFU.Session(sid) != nil })
+	st := streams.Status{Live: a.SFU.Live(id), Viewers: max(0, viewers)}
 	a.rtspStatus(id, &st)
 	if a.Recorder != nil {
 		st.Warnings = append(st.Warnings, a.Recorder.Warnings(id)...)
@@ -211,7 +213,10 @@ func (a *App) streamStatus(id string) streams.Status {
 func (a *App) routes() {
 	m := a.mux
 	a.Streams.Register(m)
-	a.SFU.Register(m)
+	// WHEP through the preview recorder: the console's preview is no viewer.
+	sfuMux := http.NewServeMux()
+	a.SFU.Register(sfuMux)
+	m.Handle("/whep/", a.previews.wrap(a.Config.StaffToken, sfuMux))
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
 	// The overlay socket of a stream that does not exist is refused (404)

@@ -96,6 +96,7 @@ function start() {
   $('title').textContent = S.stream.title || streamId;
   setLive(!!S.stream.live);
   setViewers(S.stream.viewers);
+  setWarnings(S.stream);
   loadProducts();
   loadOrders();
   S.overlay = connectOverlay(streamId, {
@@ -117,7 +118,7 @@ function start() {
 
 async function pollStream() {
   const r = await api('GET', `/api/streams/${encodeURIComponent(streamId)}`);
-  if (r.ok) { setViewers(r.data.viewers); if (typeof r.data.live === 'boolean' && r.data.live !== S.live) setLive(r.data.live); }
+  if (r.ok) { setViewers(r.data.viewers); setWarnings(r.data); if (typeof r.data.live === 'boolean' && r.data.live !== S.live) setLive(r.data.live); }
   else if (r.status === 401) { toast('Your session is no longer valid — sign in again.', 'error'); sessionStorage.removeItem(TOKEN_KEY); }
 }
 // Per-card sales (GET /api/streams/{id}/analytics): what the card on screen sold.
@@ -138,6 +139,19 @@ function renderSales() {
   el.textContent = c && c.orders ? `This card: ${c.orders} order${c.orders > 1 ? 's' : ''} · ${c.units} unit${c.units > 1 ? 's' : ''} · ${(c.revenue || []).map(fmtMoney).join(' + ')}` : 'No sales from this card yet';
 }
 
+// Stream warnings (AAC audio, B-frames, a camera that cannot be reached)
+// where staff look: the live header; a tap shows them in full.
+function setWarnings(st) {
+  const list = [...(st.warnings || [])];
+  if (st.source_error) list.push(`Source: ${st.source_error}`);
+  S.warnings = list;
+  const el = $('warnings');
+  el.hidden = !list.length;
+  el.textContent = list.length ? `⚠ ${list.length > 1 ? `${list.length} warnings` : list[0]}` : '';
+  el.title = list.join('\n');
+}
+$('warnings').addEventListener('click', () => { for (const w of S.warnings || []) toast(w, 'error'); });
+
 function setViewers(n) { $('viewers').textContent = typeof n === 'number' ? String(n) : '–'; }
 function setLive(live) {
   S.live = !!live;
@@ -151,7 +165,7 @@ async function preview() {
   const video = $('preview');
   for (;;) {
     try {
-      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; } });
+      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { token, onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; } });
       S.preview = s;
       await new Promise((resolve) => s.pc.addEventListener('connectionstatechange', () => { if (['failed', 'closed'].includes(s.pc.connectionState)) resolve(); }));
       s.close();
