@@ -46,7 +46,7 @@ func (d DirStore) Get(_ context.Context, name string) ([]byte, error) {
 }
 
 // RedisStore keeps images in Redis so every node of a cluster serves
-// them. MaxBytes caps one stored image (resized JPEGs are ~30–120 KB).
+// them. MaxBytes caps one stored image.
 type RedisStore struct {
 	C        *redis.Client
 	Prefix   string // default "streamd:images:"
