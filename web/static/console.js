@@ -253,7 +253,12 @@ async function pushCard(body) {
 // ── On screen ──────────────────────────────────────────────────────────
 function setPinned(card, eventId) {
   S.pinned = card || null;
-  if (card && card.deal && card.deal.quantity) S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
+  if (card && card.deal && card.deal.quantity) {
+    // A stock event may have come first carrying the deal's cap (what is
+    // buyable now): the card has the real stock and what is left at the deal.
+    S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
+    if (typeof card.available === 'number') S.stockOf[card.product_id] = card.available;
+  }
   S.pinnedId = card ? (eventId || '') : '';
   renderOnAir();
   renderGrid();
