@@ -100,7 +100,7 @@ func (n *catalogNotifier) publish(ctx context.Context, ids []string) {
 			n.a.Logger.Warn("catalog event", "stream", s, "err", err)
 		}
 		st, err := ov.Bus.State(ctx, s)
-		if err != nil || st.Card == nil {
+		if err != nil || st.Card == nil || n.a.Showroom == nil {
 			continue
 		}
 		var card struct {
