@@ -15,7 +15,7 @@ import (
 	"github.com/streamd/streamd/internal/testenv"
 )
 
-// Redis DB of this package: 15.
+// Redis DB of this package: 0 (the others are taken, see docs/CONVENTIONS.md).
 
 func pngOf(t *testing.T, w, h int) []byte {
 	t.Helper()
@@ -35,7 +35,7 @@ func pngOf(t *testing.T, w, h int) []byte {
 // TestUploadAndServe: a staff upload is resized to the page sizes and
 // served from either store; bad uploads get clear errors.
 func TestUploadAndServe(t *testing.T) {
-	stores := map[string]Store{"dir": DirStore{Dir: t.TempDir()}, "redis": RedisStore{C: testenv.Redis(t, 15), MaxBytes: 256 << 10}}
+	stores := map[string]Store{"dir": DirStore{Dir: t.TempDir()}, "redis": RedisStore{C: testenv.Redis(t, 0), MaxBytes: 256 << 10}}
 	for name, st := range stores {
 		t.Run(name, func(t *testing.T) {
 			mux := http.NewServeMux()
