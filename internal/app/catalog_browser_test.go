@@ -143,6 +143,11 @@ func TestCatalogBrowser(t *testing.T) {
 		waitJS(t, player, 10*time.Second, `document.querySelector('.card-stock').textContent === '5 at the deal price'`)
 		waitJS(t, console, 5*time.Second, `document.querySelector('.onair-stock').textContent.includes('12 available · 5 at the deal price') && document.querySelector('.tile[data-product="linen-shirt"] .tile-stock').textContent.startsWith('12 in stock')`)
 		time.Sleep(400 * time.Millisecond) // the card's slide-in
+		// Whatever order the card and the stock event came in, the feed never
+		// calls the deal's cap the stock.
+		if bad := eval[bool](t, console, `[...document.querySelectorAll('.feed li.feed-stock .feed-sub')].some((e) => e.textContent.startsWith('stock 12 → 5'))`); bad {
+			t.Fatal("the feed shows the deal cap as stock (12 → 5)")
+		}
 		shot(t, console, "console-demo.png")
 		shot(t, player, "player-demo.png")
 		// A deal above the regular price is refused (422), in the console too.

@@ -258,6 +258,13 @@ function setPinned(card, eventId) {
     // buyable now): the card has the real stock and what is left at the deal.
     S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
     if (typeof card.available === 'number') S.stockOf[card.product_id] = card.available;
+    // ...and its feed line said "stock 12 → 5": it was the deal's cap.
+    const left = S.dealLeft[card.product_id];
+    const li = document.querySelector(`.feed li.feed-stock[data-product="${CSS.escape(card.product_id)}"]`);
+    if (li && li.dataset.to === String(left) && Date.now() - Number(li.dataset.at) < 5000) {
+      li.querySelector('.feed-sub').textContent = `${left} at the deal price · ${timeOf(Date.now())}`;
+      li.querySelector('.feed-amt').textContent = left <= 0 ? 'DEAL SOLD OUT' : `${left} at deal price`;
+    }
   }
   S.pinnedId = card ? (eventId || '') : '';
   renderOnAir();
@@ -452,6 +459,8 @@ function stockChanged(id, n) {
     li.innerHTML = '<span class="feed-icon">' + ICON.box + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
     li.querySelector('.feed-line').textContent = productTitle(id);
     li.querySelector('.feed-sub').textContent = `stock ${before} → ${n} · ${timeOf(Date.now())}`;
+    li.dataset.to = String(n);
+    li.dataset.at = String(Date.now());
     li.querySelector('.feed-amt').textContent = n <= 0 ? 'SOLD OUT' : `${n} left`;
     addFeed(li, true);
   }
