@@ -85,6 +85,22 @@ func (s *BoltStore) UpdateProduct(ctx context.Context, id string, u ProductUpdat
 
 // applyUpdate applies a ProductUpdate to a product definition.
 func applyUpdate(p *Product, u ProductUpdate) error {
+	for _, in := range u.SKUs {
+		if k, err := p.sku(in.ID); err == nil {
+			k.Title = in.Title
+			if in.Options != nil {
+				k.Options = in.Options
+			}
+			continue
+		}
+		if u.DropDefault && len(p.SKUs) == 1 && p.SKUs[0].ID == DefaultSKU {
+			// A product made without variants gets its first real ones:
+			// the implicit SKU would only be a dead choice in the sheet.
+			p.SKUs = p.SKUs[:0]
+			delete(u.Stock, DefaultSKU)
+		}
+		p.SKUs = append(p.SKUs, SKU{ID: in.ID, Title: in.Title, Options: in.Options})
+	}
 	for id := range u.Stock {
 		if _, err := p.sku(id); err != nil {
 			return err

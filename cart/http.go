@@ -25,6 +25,8 @@ const BuyerCookie = "streamd_buyer"
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/products", s.staff(s.handleCreateProduct))
 	mux.HandleFunc("GET /api/products", s.handleListProducts)
+	mux.HandleFunc("POST /api/products/import", s.staff(s.handleImport))
+	mux.HandleFunc("GET /api/products.csv", s.staff(s.handleExport))
 	mux.HandleFunc("GET /api/products/{id}", s.handleGetProduct)
 	mux.HandleFunc("PATCH /api/products/{id}", s.staff(s.handlePatchProduct))
 	mux.HandleFunc("PUT /api/products/{id}/deal", s.staff(s.handlePutDeal))
@@ -91,6 +93,8 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &le):
 		httpx.WriteErrorExtra(w, http.StatusTooManyRequests, "limit_reached", "this buyer reached the per-buyer limit for the product",
 			map[string]any{"product_id": le.ProductID, "limit": le.Limit, "have": le.Have, "deal": le.Deal})
+	case errors.Is(err, ErrDealPrice):
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "deal_price_not_lower", strings.TrimPrefix(err.Error(), ErrDealPrice.Error()+": "))
 	case errors.Is(err, ErrInvalid):
 		httpx.WriteError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 	case errors.Is(err, ErrSKURequired):
@@ -194,9 +198,12 @@ type patchBody struct {
 	ProductUpdate
 	Stock *int `json:"stock"`
 	SKUs  []struct {
-		ID    string `json:"id"`
-		Stock int    `json:"stock"`
+		ID    string  `json:"id"`
+		Stock int     `json:"stock"`
+		Title *string `json:"title"`
 	} `json:"skus"`
+	// AddSKUs are new variants with their stock.
+	AddSKUs []SKUInput `json:"add_skus"`
 }
 
 func (s *Service) handlePatchProduct(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +220,20 @@ func (s *Service) handlePatchProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, k := range b.SKUs {
 		u.Stock[k.ID] = k.Stock
+		if k.Title != nil {
+			u.SKUs = append(u.SKUs, SKUInput{ID: k.ID, Title: *k.Title})
+		}
+	}
+	for _, k := range b.AddSKUs {
+		if k.Stock < 0 {
+			httpx.WriteError(w, http.StatusBadRequest, "invalid", "sku stock must not be negative")
+			return
+		}
+		if u.Stock == nil {
+			u.Stock = map[string]int{}
+		}
+		u.Stock[k.ID] = k.Stock
+		u.SKUs = append(u.SKUs, k)
 	}
 	p, err := s.UpdateProduct(r.Context(), r.PathValue("id"), u)
 	if err != nil {

@@ -447,6 +447,10 @@ func TestCartsAndDeals(t *testing.T) {
 		}
 		h.mustCode(h.staff("PUT", "/api/products/mug/deal", map[string]any{"price": map[string]any{"amount": 1000, "currency": "eur"}, "ends_at": time.Now().Add(time.Minute), "quantity": 1}), 200, "")
 		h.mustCode(h.staff("PUT", "/api/products/mug/deal", map[string]any{"price": map[string]any{"amount": 1000, "currency": "eur"}, "ends_at": time.Now().Add(-time.Minute)}), 400, "invalid")
+		// A "deal" at or above the regular price is no deal.
+		for _, price := range []map[string]any{{"amount": 2000, "currency": "eur"}, {"amount": 1500, "currency": "eur"}} {
+			h.mustCode(h.staff("PUT", "/api/products/mug/deal", map[string]any{"price": price, "ends_at": time.Now().Add(time.Minute)}), 422, "deal_price_not_lower")
+		}
 	})
 }
 

@@ -34,8 +34,10 @@ type Service struct {
 	// SweepInterval is how often expired holds and orders are swept (default 1 s).
 	SweepInterval time.Duration
 	// MaxBody caps request bodies (default 64 KiB).
-	MaxBody    int64
-	Notifier   Notifier
+	MaxBody  int64
+	Notifier Notifier
+	// Products hears of catalog edits (nil: nobody).
+	Products   ProductNotifier
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	// Now is the clock (default time.Now); tests may set it.

@@ -45,8 +45,9 @@ func checkMoney(m *Money) error {
 	return nil
 }
 
-// CreateProduct validates and stores a product (active unless said otherwise).
-func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
+// newProduct validates a ProductInput into a new product definition (the
+// same rules for the API, the console and CSV imports).
+func newProduct(in ProductInput) (Product, error) {
 	if !ValidID(in.ID) {
 		return Product{}, invalid("id must be 1-64 letters, digits, '_', '-' or '.'")
 	}
@@ -87,10 +88,20 @@ func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, 
 		seen[k.ID] = true
 		p.SKUs = append(p.SKUs, SKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock})
 	}
+	return p, nil
+}
+
+// CreateProduct validates and stores a product (active unless said otherwise).
+func (s *Service) CreateProduct(ctx context.Context, in ProductInput) (Product, error) {
+	p, err := newProduct(in)
+	if err != nil {
+		return Product{}, err
+	}
 	if err := s.Store.CreateProduct(ctx, p); err != nil {
 		return Product{}, err
 	}
 	s.stockChanged(p.ID)
+	s.productChanged(p.ID)
 	return s.Store.GetProduct(ctx, p.ID)
 }
 
@@ -130,12 +141,57 @@ func (s *Service) UpdateProduct(ctx context.Context, id string, u ProductUpdate)
 	if u.PerBuyerLimit != nil && *u.PerBuyerLimit < 0 {
 		return Product{}, invalid("per_buyer_limit must not be negative")
 	}
+	if len(u.SKUs) > 0 {
+		if err := s.prepareSKUs(ctx, id, &u); err != nil {
+			return Product{}, err
+		}
+	}
 	p, err := s.Store.UpdateProduct(ctx, id, u)
 	if err != nil {
 		return Product{}, err
 	}
 	s.stockChanged(id)
+	s.productChanged(id)
 	return p, nil
+}
+
+// prepareSKUs checks the variants of an update and lets the first real
+// ones replace a product's implicit SKU when nothing was held or sold of it.
+func (s *Service) prepareSKUs(ctx context.Context, id string, u *ProductUpdate) error {
+	seen := map[string]bool{}
+	for i, k := range u.SKUs {
+		if err := checkSKUText(i, k); err != nil {
+			return err
+		}
+		if !ValidID(k.ID) || seen[k.ID] {
+			return invalid("sku ids must be unique, 1-64 letters, digits, '_', '-' or '.'")
+		}
+		seen[k.ID] = true
+	}
+	cur, err := s.Store.GetProduct(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(cur.SKUs)+len(u.SKUs) > 200 {
+		return invalid("at most 200 SKUs")
+	}
+	if len(cur.SKUs) == 1 && cur.SKUs[0].ID == DefaultSKU && !seen[DefaultSKU] {
+		d := cur.SKUs[0]
+		u.DropDefault = d.Held == 0 && d.Sold == 0
+	}
+	return nil
+}
+
+// ProductNotifier hears that a product's definition changed (created,
+// edited, archived, imported): the app tells open consoles and players.
+type ProductNotifier interface {
+	ProductChanged(productID string)
+}
+
+func (s *Service) productChanged(id string) {
+	if s.Products != nil {
+		s.Products.ProductChanged(id)
+	}
 }
 
 // GetProduct returns a product with availability and its active deal.

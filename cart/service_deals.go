@@ -35,6 +35,9 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 		// product unpayable together with its other lines.
 		return &CurrencyError{Want: p.Price.Currency, Got: d.Price.Currency}
 	}
+	if d.Price.Amount >= p.Price.Amount {
+		return fmt.Errorf("%w: the deal price must be below the regular price %d %s", ErrDealPrice, p.Price.Amount, p.Price.Currency)
+	}
 	if _, err := s.Store.SetDeal(ctx, productID, d); err != nil {
 		return err
 	}

@@ -115,6 +115,13 @@ type ProductUpdate struct {
 	Active        *bool          `json:"active,omitempty"`
 	PerBuyerLimit *int           `json:"per_buyer_limit,omitempty"`
 	Stock         map[string]int `json:"-"`
+	// SKUs renames variants that exist and adds the ones that do not (their
+	// stock comes from Stock). A variant is never removed — orders and holds
+	// name it — so a shop retires one by setting its stock to 0.
+	SKUs []SKUInput `json:"-"`
+	// DropDefault lets the first added variants replace the implicit SKU
+	// (the Service sets it only when nothing was ever held or sold of it).
+	DropDefault bool `json:"-"`
 }
 
 // ReserveRequest asks the Store to place (or re-set) a hold. Reserving an
@@ -338,6 +345,8 @@ var (
 	// ErrHoldClaimed: an order names a hold another order already has (two
 	// checkouts of one cart with different keys).
 	ErrHoldClaimed = errors.New("hold already in another order")
+	// ErrDealPrice: a flash deal must cost less than the regular price.
+	ErrDealPrice = errors.New("deal price not below the regular price")
 )
 
 // SoldOutError says a reservation could not be met; Available is what is left.

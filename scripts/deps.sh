@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is here: Chromium, ffmpeg, a Redis server
-# (running on 127.0.0.1:6379) and stripe-mock. On Debian as root it installs
+# (running on 127.0.0.1:6379), stripe-mock and pebble. On Debian as root it installs
 # what is missing; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -31,10 +31,19 @@ if ! command -v stripe-mock >/dev/null 2>&1; then
     echo "deps: could not install stripe-mock: run go install github.com/stripe/stripe-mock@v0.203.0" >&2; exit 1; }
 fi
 
+# Let's Encrypt's test ACME server and its DNS (the --acme-domain test).
+for tool in pebble pebble-challtestsrv; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "deps: installing $tool v2.10.3 with go install"
+    GOFLAGS= go install "github.com/letsencrypt/pebble/v2/cmd/$tool@v2.10.3" || {
+      echo "deps: could not install $tool: run go install github.com/letsencrypt/pebble/v2/cmd/$tool@v2.10.3" >&2; exit 1; }
+  fi
+done
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "deps: starting redis-server on 127.0.0.1:6379"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "deps: redis-server did not start" >&2; exit 1; }
 fi
-echo "deps: chromium, ffmpeg, redis, node, stripe-mock ready"
+echo "deps: chromium, ffmpeg, redis, node, stripe-mock, pebble ready"

@@ -1,6 +1,7 @@
 package showroom
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 
@@ -31,7 +32,7 @@ func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 		}
 		size = n
 	}
-	png, err := qrcode.Encode(visitURL(r, id), qrcode.Medium, size)
+	png, err := qrcode.Encode(s.visitURL(r, id), qrcode.Medium, size)
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not draw the code")
 		return
@@ -41,9 +42,14 @@ func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(png)
 }
 
-// visitURL is the absolute URL of the visit page as the client reached this
-// server (behind a proxy, X-Forwarded-Proto/Host say how).
-func visitURL(r *http.Request, id string) string {
+// visitURL is the absolute URL of the visit page for a phone: under
+// PublicURL when set; else as the client reached this server (behind a
+// proxy, X-Forwarded-Proto/Host say how), unless that was localhost, which
+// on a visitor's phone names the phone: then LANURL.
+func (s *Server) visitURL(r *http.Request, id string) string {
+	if s.PublicURL != "" {
+		return s.PublicURL + "/visit/" + id
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -55,5 +61,20 @@ func visitURL(r *http.Request, id string) string {
 	if h := r.Header.Get("X-Forwarded-Host"); h != "" {
 		host = h
 	}
+	if s.LANURL != nil && isLoopbackHost(host) {
+		return s.LANURL() + "/visit/" + id
+	}
 	return scheme + "://" + host + "/visit/" + id
+}
+
+func isLoopbackHost(hostport string) bool {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -45,8 +46,12 @@ type Server struct {
 	Streams    Streams
 	Orders     OrderLister // analytics; nil: the Catalog when it lists orders
 	StaffToken string
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// PublicURL, when set, is the base of the URLs in QR codes; else the
+	// request's host, or LANURL() when that host is localhost.
+	PublicURL string
+	LANURL    func() string
+	Logger    *slog.Logger
+	Now       func() time.Time
 
 	// Chat (chat.go): nil ChatOverlay leaves the chat API out. Signer
 	// signs the viewer cookie; ChatStore nil: in memory.
@@ -124,6 +129,9 @@ type Card struct {
 	Available   int        `json:"available"`
 	SKUs        []CardSKU  `json:"skus,omitempty"`
 	Deal        *CardDeal  `json:"deal"`
+	// PerBuyer is the product's per-buyer limit (0: none): the buy sheet's
+	// quantity stops there instead of refusing after Pay.
+	PerBuyer int `json:"per_buyer,omitempty"`
 }
 
 // CardSKU is a variant offered on the card.
@@ -140,6 +148,7 @@ type CardDeal struct {
 	EndsAtMS  int64      `json:"ends_at_ms"`
 	Quantity  int        `json:"quantity,omitempty"`
 	Remaining *int       `json:"remaining,omitempty"`
+	PerBuyer  int        `json:"per_buyer,omitempty"`
 }
 
 type pushResponse struct {
@@ -248,6 +257,35 @@ func (s *Server) push(ctx context.Context, stream string, req CardRequest) (push
 	return pushResponse{EventID: ev.ID, Seq: ev.Seq, Action: req.Action, Card: &card}, 0, "", ""
 }
 
+// RefreshCard re-sends a stream's card (an "update") when the product
+// behind the card on screen (current) was edited — title, description,
+// photo, price or variants — so the edit reaches viewers without staff
+// pushing it again. A card that still says what the catalog says is left
+// alone (stock and deals travel by their own events).
+func (s *Server) RefreshCard(ctx context.Context, stream string, current json.RawMessage) (bool, error) {
+	var cur Card
+	if err := json.Unmarshal(current, &cur); err != nil || cur.ProductID == "" {
+		return false, nil
+	}
+	p, err := s.Catalog.GetProduct(ctx, cur.ProductID)
+	if err != nil {
+		return false, fmt.Errorf("refresh card %s: %w", cur.ProductID, err)
+	}
+	fresh := cardOf(p, s.Now())
+	same := fresh.Title == cur.Title && fresh.Description == cur.Description && fresh.Image == cur.Image &&
+		fresh.Price == cur.Price && len(fresh.SKUs) == len(cur.SKUs)
+	for i := 0; same && i < len(fresh.SKUs); i++ {
+		same = fresh.SKUs[i].ID == cur.SKUs[i].ID && fresh.SKUs[i].Title == cur.SKUs[i].Title
+	}
+	if same {
+		return false, nil
+	}
+	if _, status, _, msg := s.push(ctx, stream, CardRequest{Action: "update", ProductID: cur.ProductID}); status != 0 {
+		return false, fmt.Errorf("refresh card %s on %s: %s", cur.ProductID, stream, msg)
+	}
+	return true, nil
+}
+
 func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMessage) (int, string, string) {
 	if string(bytes.TrimSpace(raw)) == "null" {
 		if err := s.Catalog.ClearDeal(ctx, productID); err != nil && !errors.Is(err, cart.ErrNotFound) {
@@ -284,6 +322,8 @@ func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMe
 		var fe *cart.FieldError
 		var ce *cart.CurrencyError
 		switch {
+		case errors.Is(err, cart.ErrDealPrice):
+			return http.StatusUnprocessableEntity, "deal_price_not_lower", "deal refused: " + err.Error()
 		case errors.As(err, &ce):
 			return http.StatusUnprocessableEntity, "currency_mismatch", "deal refused: " + ce.Error()
 		case errors.As(err, &fe):
@@ -297,7 +337,7 @@ func (s *Server) applyDeal(ctx context.Context, productID string, raw json.RawMe
 }
 
 func cardOf(p cart.Product, now time.Time) Card {
-	c := Card{ProductID: p.ID, Title: p.Title, Description: p.Description, Price: p.Price, Available: p.Available}
+	c := Card{ProductID: p.ID, Title: p.Title, Description: p.Description, Price: p.Price, Available: p.Available, PerBuyer: p.PerBuyerLimit}
 	if len(p.Images) > 0 {
 		c.Image = p.Images[0]
 	}
@@ -307,7 +347,7 @@ func cardOf(p cart.Product, now time.Time) Card {
 		}
 	}
 	if p.Deal != nil && p.Deal.Active(now) {
-		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining}
+		c.Deal = &CardDeal{Price: p.Deal.Price, EndsAt: p.Deal.EndsAt, EndsAtMS: p.Deal.EndsAt.UnixMilli(), Quantity: p.Deal.Quantity, Remaining: p.Deal.Remaining, PerBuyer: p.Deal.PerBuyer}
 	}
 	return c
 }

@@ -9,6 +9,9 @@ import (
 	"net/http"
 )
 
+// The demo catalog's photos are drawn by scripts/demoimages and committed.
+//go:generate go run ../scripts/demoimages -out static/demo
+
 //go:embed static pages
 var files embed.FS
 
@@ -22,6 +25,7 @@ func Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/{stream}", page("console.html"))
 	mux.HandleFunc("GET /console/{stream}/orders", page("orders.html"))
 	mux.HandleFunc("GET /order/{id}", page("order.html"))
+	mux.HandleFunc("GET /console/{stream}/products", page("products.html"))
 	mux.HandleFunc("GET /visit/{showroom}", page("visit.html"))
 	mux.HandleFunc("GET /replay/{stream}/{show}", page("replay.html"))
 	mux.HandleFunc("GET /{$}", page("index.html"))

@@ -39,7 +39,7 @@ func run(cfg app.Config, logger *slog.Logger) error {
 	if err := a.Start(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "streamd listening on http://%s (%s)\nstaff token: %s\n", a.HTTPAddr(), a.MediaPorts(), a.Config.StaffToken)
+	fmt.Fprintf(os.Stdout, "streamd listening on %s (%s); phones open %s\nstaff token: %s\n", a.BaseURL(), a.MediaPorts(), a.PublicBase(), a.Config.StaffToken)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,10 +25,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/streamd/streamd/cart"
 	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
+	"github.com/streamd/streamd/images"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/mail"
@@ -53,6 +56,8 @@ type App struct {
 	Showroom *showroom.Server
 	// Mail sends receipts (SMTP or the outbox folder).
 	Mail *mail.Sender
+	// Images stores and serves uploaded product photos.
+	Images *images.Server
 	// Signer signs viewer/buyer cookies and private-stream links.
 	Signer  *signer.Signer
 	cluster *cluster
@@ -65,17 +70,22 @@ type App struct {
 	// HLS serves LL-HLS of live streams.
 	HLS *hls.Live
 
-	db       *bolt.DB
-	rdb      *redis.Client
-	net      *sfu.WebRTC
-	turn     *turn.Server // nil unless --turn
-	reg      *prometheus.Registry
-	mux      *http.ServeMux
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	closers  []func()
-	closeMu  sync.Once
-	serveErr chan error
+	db   *bolt.DB
+	rdb  *redis.Client
+	net  *sfu.WebRTC
+	turn *turn.Server // nil unless --turn
+	reg  *prometheus.Registry
+	mux  *http.ServeMux
+	// tlsConfig is set for HTTPS (files or ACME); acme and acmeLn with ACME.
+	tlsConfig *tls.Config
+	acme      *autocert.Manager
+	acmeLn    net.Listener
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	closers   []func()
+	previews  previews
+	closeMu   sync.Once
+	serveErr  chan error
 }
 
 // New builds the server from cfg; nothing listens until Start.
@@ -84,15 +94,19 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	a = &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	self := a // "return nil, err" clears a before this runs
 	defer func() {
 		if err != nil {
-			a.Close()
+			self.Close()
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := a.initTLS(); err != nil {
+		return nil, err
 	}
 	if a.Config.StaffToken == "" {
 		if a.Config.StaffToken, err = loadOrCreateToken(filepath.Join(cfg.Data, "staff-token")); err != nil {
@@ -197,7 +211,8 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 }
 
 func (a *App) streamStatus(id string) streams.Status {
-	st := streams.Status{Live: a.SFU.Live(id), Viewers: a.SFU.Subscribers(id)}
+	viewers := a.SFU.Subscribers(id) - a.previews.count(id, func(sid string) bool { return a.SFU.Session(sid) != nil })
+	st := streams.Status{Live: a.SFU.Live(id), Viewers: max(0, viewers)}
 	a.rtspStatus(id, &st)
 	if a.Recorder != nil {
 		st.Warnings = append(st.Warnings, a.Recorder.Warnings(id)...)
@@ -208,7 +223,10 @@ func (a *App) streamStatus(id string) streams.Status {
 func (a *App) routes() {
 	m := a.mux
 	a.Streams.Register(m)
-	a.SFU.Register(m)
+	// WHEP through the preview recorder: the console's preview is no viewer.
+	sfuMux := http.NewServeMux()
+	a.SFU.Register(sfuMux)
+	m.Handle("/whep/", a.previews.wrap(a.Config.StaffToken, sfuMux))
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
 	// The overlay socket of a stream that does not exist is refused (404)
@@ -233,6 +251,7 @@ func (a *App) routes() {
 	a.Showroom.Register(m)
 	a.recordRoutes(m)
 	a.registerOutbox(m)
+	a.Images.Register(m)
 	web.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +259,7 @@ func (a *App) routes() {
 		if a.Config.StripeKey != "" {
 			payments = "stripe"
 		}
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable, "public_url": a.PublicBase()})
 	})
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -261,7 +280,14 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen http %s: %w", a.Config.HTTP, err)
 	}
+	if a.tlsConfig != nil {
+		ln = tls.NewListener(ln, a.tlsConfig)
+	}
 	a.httpLn = ln
+	if err := a.startACMEHTTP(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		err := a.httpSrv.Serve(ln)
@@ -279,8 +305,13 @@ func (a *App) Handler() http.Handler { return a.mux }
 // HTTPAddr is the bound HTTP address.
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 
-// BaseURL is http://<bound address>.
-func (a *App) BaseURL() string { return "http://" + a.HTTPAddr() }
+// BaseURL is http(s)://<bound address>.
+func (a *App) BaseURL() string {
+	if a.tlsConfig != nil {
+		return "https://" + a.HTTPAddr()
+	}
+	return "http://" + a.HTTPAddr()
+}
 
 // UDPAddr is the bound WebRTC UDP address.
 func (a *App) UDPAddr() string { return a.net.LocalAddr().String() }

@@ -50,6 +50,8 @@ func TestCardAPI(t *testing.T) {
 		{"oversized", testStaff, `{"action":"show","product_id":"` + strings.Repeat("m", 10000) + `"}`, 413, "body_too_large"},
 		{"deal without price", testStaff, `{"action":"show","product_id":"mug","deal":{"duration_s":5}}`, 400, "invalid"},
 		{"deal in the past", testStaff, `{"action":"show","product_id":"mug","deal":{"price":{"amount":100,"currency":"eur"},"ends_at":"2001-01-01T00:00:00Z"}}`, 400, "invalid"},
+		{"deal above the price", testStaff, `{"action":"show","product_id":"mug","deal":{"price":{"amount":2500,"currency":"eur"},"duration_s":5}}`, 422, "deal_price_not_lower"},
+		{"deal at the price", testStaff, `{"action":"show","product_id":"mug","deal":{"price":{"amount":2400,"currency":"eur"},"duration_s":5}}`, 422, "deal_price_not_lower"},
 		{"negative cap", testStaff, `{"action":"show","product_id":"mug","deal":{"price":{"amount":100,"currency":"eur"},"duration_s":5,"quantity":-1}}`, 400, "invalid"},
 	}
 	for _, c := range bad {

@@ -40,6 +40,8 @@ func (a *App) initCommerce() error {
 		Notifier: orderNotifier{a.Overlay}, Registerer: a.reg, Logger: a.Logger.With("pkg", "cart"),
 		Signer: a.Signer, Mailer: receiptMailer{a.Mail}, PublicURL: a.publicURL}
 	a.Overlay.Stock = a.Cart
+	a.Cart.Products = a.startCatalogNotifier()
+	a.initImages()
 	if err := a.Overlay.Initialize(); err != nil {
 		return err
 	}
@@ -49,7 +51,8 @@ func (a *App) initCommerce() error {
 		return err
 	}
 	a.closers = append(a.closers, func() { _ = a.Cart.Close() })
-	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken, Logger: a.Logger.With("pkg", "showroom"),
+	a.Showroom = &showroom.Server{Catalog: a.Cart, Overlay: a.Overlay, Streams: a.Streams, StaffToken: a.Config.StaffToken,
+		PublicURL: a.Config.PublicURL, LANURL: a.PublicBase, Logger: a.Logger.With("pkg", "showroom"),
 		ChatOverlay: a.Overlay, Signer: a.Signer}
 	if a.rdb != nil {
 		a.Showroom.ChatStore = showroom.NewRedisChatStore(a.rdb) // bans and rate limits hold on every node

@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -17,7 +18,6 @@ type Config struct {
 	WebRTCTCP           string // ICE over TCP address ("" disables)
 	TURN                string // embedded TURN server address ("" disables)
 	TURNTLS             string // TURN over TLS address, used with TLSCert/TLSKey
-	TLSCert, TLSKey     string
 	Data                string
 	StaffToken          string
 	Redis               string
@@ -40,6 +40,18 @@ type Config struct {
 	// RecordShowGap overrides how long a stream may be off the air and still
 	// continue its show (tests); 0 is the recorder's default.
 	RecordShowGap time.Duration
+	// PublicURL is how phones and browsers reach this server (printed URLs,
+	// QR codes, OBS instructions); empty: the host's LAN address.
+	PublicURL string
+	// TLS from files, or from an ACME CA for ACMEDomain (HTTP-01 challenges
+	// on ACMEHTTP, default :80; certificates cached in <data>/acme).
+	TLSCert, TLSKey string
+	ACMEDomain      string
+	ACMEEmail       string
+	ACMEHTTP        string
+	ACMEDirectory   string
+	// ACMEHTTPClient talks to the ACME CA (tests: one trusting pebble).
+	ACMEHTTPClient *http.Client
 }
 
 // ParseFlags reads args, with each flag falling back to STREAMD_<NAME>
@@ -54,8 +66,6 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.WebRTCTCP, "webrtc-tcp", ":8189", "ICE over TCP address, for viewers whose network blocks UDP (empty disables)")
 	fs.StringVar(&c.TURN, "turn", "", "embedded TURN server address on UDP and TCP, e.g. :3478 (empty: off)")
 	fs.StringVar(&c.TURNTLS, "turn-tls", ":5349", "TURN over TLS (turns:) address, used when --tls-cert and --tls-key are set")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM), for TURN over TLS")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&ips, "webrtc-ip", "", "addresses to advertise in ICE candidates, comma-separated (empty: the host's)")
 	fs.StringVar(&c.Data, "data", "./data", "data directory (embedded store, generated staff token)")
 	fs.StringVar(&c.StaffToken, "staff-token", "", "staff token (generated and kept in the data dir when empty)")
@@ -74,6 +84,13 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.RecordDir, "record-dir", "", "where recorded shows are kept (empty: <data>/shows)")
 	keep := keepFlag{d: 30 * 24 * time.Hour}
 	fs.Var(&keep, "record-keep", "how long a show is kept after it ends, e.g. 30d, 12h (0: forever)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the URL phones and browsers use to reach this server, e.g. https://shop.example.com (printed URLs, QR codes, OBS instructions; empty: the host's LAN address)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and TURN over TLS) with this certificate file (PEM, with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the private key file of --tls-cert (PEM)")
+	fs.StringVar(&c.ACMEDomain, "acme-domain", "", "get a certificate for this domain from Let's Encrypt (HTTP-01 on --acme-http; cache in the data dir)")
+	fs.StringVar(&c.ACMEEmail, "acme-email", "", "contact e-mail for the ACME account (optional)")
+	fs.StringVar(&c.ACMEHTTP, "acme-http", ":80", "where ACME HTTP-01 challenges are answered; other plain-HTTP requests are redirected to HTTPS")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", "", "ACME directory URL (empty: Let's Encrypt production)")
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -95,6 +112,10 @@ func ParseFlags(args []string) (Config, error) {
 		return c, envErr
 	}
 	c.RecordKeep = keep.d
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "http://") {
+		return c, fmt.Errorf("--public-url %q: give the scheme, e.g. https://shop.example.com", c.PublicURL)
+	}
 	for _, ip := range strings.Split(ips, ",") {
 		if ip = strings.TrimSpace(ip); ip != "" {
 			c.WebRTCIPs = append(c.WebRTCIPs, ip)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 )
 
@@ -15,11 +16,7 @@ func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo stream: %w", err)
 	}
-	host := a.Config.HTTP
-	if h, p, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		host = "localhost:" + p
-	}
-	base := "http://" + strings.TrimPrefix(host, "http://")
+	base := a.PublicBase()
 	if created {
 		fmt.Fprintln(out, "created the demo stream")
 	}
@@ -28,12 +25,19 @@ func (a *App) SeedDemo(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nOBS → Settings → Stream → Service: WHIP\n  Server:       %s/whip/%s\n  Bearer Token: %s\n", base, rec.ID, rec.PublishKey)
 	fmt.Fprintf(out, "Go live from a browser: %s/publish/%s\n", base, rec.ID)
+	if !strings.HasPrefix(base, "https://") {
+		fmt.Fprintln(out, "  (a phone's camera needs HTTPS: --acme-domain, --tls-cert/--tls-key or a proxy, see docs/deploy.md)")
+	}
 	if a.Config.RTSP != "" {
 		port := "8554"
 		if _, p, err := net.SplitHostPort(a.Config.RTSP); err == nil {
 			port = p
 		}
-		fmt.Fprintf(out, "Or over RTSP (ffmpeg):  rtsp://pub:%s@localhost:%s/%s\n", rec.PublishKey, port, rec.ID)
+		host := "localhost"
+		if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		fmt.Fprintf(out, "Or over RTSP (ffmpeg):  rtsp://pub:%s@%s/%s\n", rec.PublishKey, net.JoinHostPort(host, port), rec.ID)
 	}
 	fmt.Fprint(out, a.turnHint())
 	fmt.Fprintf(out, "Watch:                  %s/watch/%s\nRun the show (tablet):  %s/console/%s  (sign in with the staff token)\nShowroom visitors:      %s/visit/%s  (QR code: %s/visit/%s/qr.png)\n\n",

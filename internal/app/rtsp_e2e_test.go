@@ -141,6 +141,7 @@ type streamView struct {
 	Warnings    []string `json:"warnings"`
 	SourceState string   `json:"source_state"`
 	SourceError string   `json:"source_error"`
+	Viewers     int      `json:"viewers"`
 }
 
 func getStream(t *testing.T, a *App, id string) streamView {

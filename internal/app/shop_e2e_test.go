@@ -53,7 +53,7 @@ func TestShopBrowser(t *testing.T) {
 
 	p1 := openShopPlayer(t, b, base, stream)
 	p2 := openShopPlayer(t, b, base, stream)
-	waitJS(t, console, 10*time.Second, `document.getElementById('viewers').textContent === '3'`) // two players + the preview
+	waitJS(t, console, 10*time.Second, `document.getElementById('viewers').textContent === '2'`) // two players; the staff preview is no viewer
 
 	t.Run("chain", func(t *testing.T) {
 		// A double tap pushes once: the tile is disabled while the first push is in flight.

@@ -21,11 +21,12 @@ type Browser struct {
 	cancel func()
 }
 
-// Launch starts Chromium for the test and stops it at cleanup.
-func Launch(t testing.TB) *Browser {
+// Launch starts Chromium for the test and stops it at cleanup; extra
+// options (e.g. chromedp.Flag("host-resolver-rules", ...)) are added.
+func Launch(t testing.TB, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exe := testenv.Chromium(t)
-	b, err := Start(exe, t.TempDir())
+	b, err := Start(exe, t.TempDir(), extra...)
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
@@ -34,7 +35,7 @@ func Launch(t testing.TB) *Browser {
 }
 
 // Start launches Chromium at exe with a fresh profile under dir.
-func Start(exe, dir string) (*Browser, error) {
+func Start(exe, dir string, extra ...chromedp.ExecAllocatorOption) (*Browser, error) {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(filepath.Join(dir, "chromium-profile")),
@@ -54,6 +55,7 @@ func Start(exe, dir string) (*Browser, error) {
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("mute-audio", true),
 	}
+	opts = append(opts, extra...)
 	if os.Getenv("STREAMD_CHROMIUM_LOG") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
 	}

@@ -119,3 +119,8 @@ func StripeMock(t testing.TB) string {
 func FFprobe(t testing.TB) string {
 	return LookPath(t, "ffprobe", "apt-get install -y ffmpeg")
 }
+
+// Pebble returns the path of Let's Encrypt's test ACME server.
+func Pebble(t testing.TB) string {
+	return LookPath(t, "pebble", "go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3")
+}

@@ -113,7 +113,10 @@ export function openBuySheet(opts) {
     let m = Math.min(10, Math.max(1, avail));
     const s = skus.find((x) => x.id === sku);
     if (s && typeof s.available === 'number') m = Math.min(m, Math.max(1, s.available));
-    if (deal && deal.quantity) m = Math.min(m, deal.quantity);
+    if (deal && deal.quantity) m = Math.min(m, typeof deal.remaining === 'number' ? Math.max(1, deal.remaining) : deal.quantity);
+    // The per-buyer limits: the stepper stops there rather than Pay refusing.
+    if (card.per_buyer > 0) m = Math.min(m, card.per_buyer);
+    if (deal && deal.per_buyer > 0) m = Math.min(m, deal.per_buyer);
     return m;
   }
   function renderHead() {

@@ -75,7 +75,7 @@ export function createCardView(root, player = {}) {
     el.dataset.available = String(n);
     if (n <= 0) stockEl.textContent = 'Sold out';
     else if (dealGone) stockEl.textContent = 'Deal sold out';
-    else if (deal && deal.quantity) stockEl.textContent = `${n} left · ${deal.quantity} at this price`;
+    else if (deal && deal.quantity) stockEl.textContent = `${Math.min(n, deal.remaining ?? deal.quantity)} at the deal price`;
     else stockEl.textContent = n <= 5 ? `Only ${n} left` : `${n} left`;
     stockEl.classList.toggle('low', n > 0 && n <= 5);
 

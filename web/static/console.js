@@ -4,11 +4,13 @@
 // start a flash deal on it, and follow orders and stock as they happen.
 import { whepPlay } from './webrtc.js';
 import { connectOverlay } from './overlay-client.js';
+import { toast as showToast } from './toast.js';
 import { fmtMoney, uuid } from './buy.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 document.getElementById('qr').href = `/visit/${encodeURIComponent(streamId)}/qr.png`;
 document.getElementById('orders-link').href = `/console/${encodeURIComponent(streamId)}/orders`;
+document.getElementById('products-link').href = `/console/${encodeURIComponent(streamId)}/products`;
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'streamd.staff';
 const ICON = {
@@ -23,6 +25,7 @@ const S = {
   products: new Map(), // id → product
   order: [], // product ids in display order
   stockOf: {},
+  dealLeft: {}, // product id → units left at the deal price (capped deals)
   soldOf: {}, // product id → units in this show's paid orders
   pinned: null, // card JSON on screen now (from the overlay)
   pinnedId: '', // its event id
@@ -52,15 +55,7 @@ async function api(method, path, body, { idem } = {}) {
 }
 const errMsg = (r) => (r.data && (r.data.message || r.data.error)) || `HTTP ${r.status}`;
 
-function toast(text, kind = 'ok') {
-  const el = document.createElement('div');
-  el.className = 'toast ' + kind;
-  el.textContent = text;
-  $('toasts').appendChild(el);
-  setTimeout(() => el.classList.add('out'), kind === 'error' ? 5000 : 2500);
-  setTimeout(() => el.remove(), kind === 'error' ? 5400 : 2900);
-  S.lastToast = { text, kind };
-}
+function toast(text, kind = 'ok') { S.lastToast = showToast(text, kind); }
 
 // ── Sign in ────────────────────────────────────────────────────────────
 async function signIn(tok, quiet) {
@@ -102,6 +97,7 @@ function start() {
   $('title').textContent = S.stream.title || streamId;
   setLive(!!S.stream.live);
   setViewers(S.stream.viewers);
+  setWarnings(S.stream);
   loadProducts();
   loadOrders();
   S.overlay = connectOverlay(streamId, {
@@ -109,7 +105,10 @@ function start() {
     onCard: (m) => setPinned(m.action === 'hide' ? null : m.card, m.id),
     onStock: (m) => stockChanged(m.product_id, m.available),
     onLive: (m) => setLive(m.live),
-    onEvent: (m) => { if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); } },
+    onEvent: (m) => {
+      if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); }
+      if (m.type === 'catalog') loadProducts(); // edited in the catalog editor: no reload needed
+    },
   });
   setInterval(pollStream, 3000);
   loadAnalytics();
@@ -120,7 +119,7 @@ function start() {
 
 async function pollStream() {
   const r = await api('GET', `/api/streams/${encodeURIComponent(streamId)}`);
-  if (r.ok) { setViewers(r.data.viewers); if (typeof r.data.live === 'boolean' && r.data.live !== S.live) setLive(r.data.live); }
+  if (r.ok) { setViewers(r.data.viewers); setWarnings(r.data); if (typeof r.data.live === 'boolean' && r.data.live !== S.live) setLive(r.data.live); }
   else if (r.status === 401) { toast('Your session is no longer valid — sign in again.', 'error'); sessionStorage.removeItem(TOKEN_KEY); }
 }
 // Per-card sales (GET /api/streams/{id}/analytics): what the card on screen sold.
@@ -152,6 +151,19 @@ function renderSales() {
   el.textContent = c && c.orders ? `This card: ${c.orders} order${c.orders > 1 ? 's' : ''} · ${c.units} unit${c.units > 1 ? 's' : ''} · ${(c.revenue || []).map(fmtMoney).join(' + ')}` : 'No sales from this card yet';
 }
 
+// Stream warnings (AAC audio, B-frames, a camera that cannot be reached)
+// where staff look: the live header; a tap shows them in full.
+function setWarnings(st) {
+  const list = [...(st.warnings || [])];
+  if (st.source_error) list.push(`Source: ${st.source_error}`);
+  S.warnings = list;
+  const el = $('warnings');
+  el.hidden = !list.length;
+  el.textContent = list.length ? `⚠ ${list.length > 1 ? `${list.length} warnings` : list[0]}` : '';
+  el.title = list.join('\n');
+}
+$('warnings').addEventListener('click', () => { for (const w of S.warnings || []) toast(w, 'error'); });
+
 function setViewers(n) { $('viewers').textContent = typeof n === 'number' ? String(n) : '–'; }
 function setLive(live) {
   S.live = !!live;
@@ -165,7 +177,7 @@ async function preview() {
   const video = $('preview');
   for (;;) {
     try {
-      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; } });
+      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { token, onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; } });
       S.preview = s;
       await new Promise((resolve) => s.pc.addEventListener('connectionstatechange', () => { if (['failed', 'closed'].includes(s.pc.connectionState)) resolve(); }));
       s.close();
@@ -219,6 +231,7 @@ function renderGrid() {
     tile.querySelector('.tile-price').textContent = fmtMoney(p.price);
     const st = tile.querySelector('.tile-stock');
     st.textContent = avail <= 0 ? 'Sold out' : `${avail} in stock` + (S.soldOf[id] ? ` · ${S.soldOf[id]} sold` : '');
+    if (dealCap(id) && S.dealLeft[id] !== undefined) st.textContent += ` · ${S.dealLeft[id]} at the deal price`;
     st.classList.toggle('out', avail <= 0);
     st.classList.toggle('low', avail > 0 && avail <= 5);
     tile.querySelector('.tile-flag').textContent = S.inFlight.has(id) ? 'Sending…' : id === pinned ? '● On screen' : 'Show';
@@ -226,7 +239,7 @@ function renderGrid() {
     tile.addEventListener('click', () => tapProduct(id));
     grid.appendChild(tile);
   }
-  if (!shown) grid.innerHTML = `<p class="muted grid-empty">${S.order.length ? 'No product matches.' : 'No products yet — add some with POST /api/products.'}</p>`;
+  if (!shown) grid.innerHTML = `<p class="muted grid-empty">${S.order.length ? 'No product matches.' : 'No products yet — add some under Products.'}</p>`;
 }
 
 async function tapProduct(id) {
@@ -252,6 +265,19 @@ async function pushCard(body) {
 // ── On screen ──────────────────────────────────────────────────────────
 function setPinned(card, eventId) {
   S.pinned = card || null;
+  if (card && card.deal && card.deal.quantity) {
+    // A stock event may have come first carrying the deal's cap (what is
+    // buyable now): the card has the real stock and what is left at the deal.
+    S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
+    if (typeof card.available === 'number') S.stockOf[card.product_id] = card.available;
+    // ...and its feed line said "stock 12 → 5": it was the deal's cap.
+    const left = S.dealLeft[card.product_id];
+    const li = document.querySelector(`.feed li.feed-stock[data-product="${CSS.escape(card.product_id)}"]`);
+    if (li && li.dataset.to === String(left) && Date.now() - Number(li.dataset.at) < 5000) {
+      li.querySelector('.feed-sub').textContent = `${left} at the deal price · ${timeOf(Date.now())}`;
+      li.querySelector('.feed-amt').textContent = left <= 0 ? 'DEAL SOLD OUT' : `${left} at deal price`;
+    }
+  }
   S.pinnedId = card ? (eventId || '') : '';
   renderOnAir();
   renderGrid();
@@ -283,7 +309,7 @@ function renderOnAir() {
   const price = body.querySelector('.onair-price');
   price.textContent = fmtMoney(deal ? deal.price : c.price);
   if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(c.price); price.append(' ', s); }
-  body.querySelector('.onair-stock').textContent = (avail <= 0 ? 'Sold out' : `${avail} available`) + (S.soldOf[c.product_id] ? ` · ${S.soldOf[c.product_id]} sold this show` : '');
+  body.querySelector('.onair-stock').textContent = (avail <= 0 ? 'Sold out' : `${avail} available`) + (deal && deal.quantity ? ` · ${S.dealLeft[c.product_id] ?? deal.quantity} at the deal price` : '') + (S.soldOf[c.product_id] ? ` · ${S.soldOf[c.product_id]} sold this show` : '');
   renderSales();
   pc.hidden = false;
   pc.textContent = `${c.title} · ${fmtMoney(deal ? deal.price : c.price)}`;
@@ -336,6 +362,7 @@ $('deal').addEventListener('submit', async (e) => {
   const qtyRaw = $('deal-qty').value.trim();
   const qty = qtyRaw ? parseInt(qtyRaw, 10) : 0;
   if (!(amount > 0)) { toast('Enter a deal price, e.g. 39.00', 'error'); return; }
+  if (amount >= c.price.amount) { toast(`A deal must cost less than the regular ${fmtMoney(c.price)}`, 'error'); return; }
   if (!(duration > 0)) { toast('Enter how many seconds the deal runs', 'error'); return; }
   if (qtyRaw && !(qty > 0)) { toast('Units must be a positive number (or empty for no cap)', 'error'); return; }
   const deal = { price: { amount, currency: c.price.currency }, duration_s: duration };
@@ -404,7 +431,31 @@ function recordOrder(o, fresh) {
   li.querySelector('.feed-amt').textContent = fmtMoney(o.total);
 }
 
+// dealCap: during a capped flash deal on the card on screen, what a stock
+// event carries is what is left at the deal price, not the stock.
+function dealCap(id) {
+  const c = S.pinned;
+  return !!(c && c.product_id === id && dealActive(c) && c.deal.quantity);
+}
+
 function stockChanged(id, n) {
+  if (dealCap(id)) {
+    const was = S.dealLeft[id];
+    S.dealLeft[id] = n;
+    if (was !== undefined && was !== n) {
+      const li = document.createElement('li');
+      li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
+      li.dataset.product = id;
+      li.innerHTML = '<span class="feed-icon">' + ICON.bolt + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
+      li.querySelector('.feed-line').textContent = productTitle(id);
+      li.querySelector('.feed-sub').textContent = `${n} at the deal price · ${timeOf(Date.now())}`;
+      li.querySelector('.feed-amt').textContent = n <= 0 ? 'DEAL SOLD OUT' : `${n} at deal price`;
+      addFeed(li, true);
+    }
+    renderOnAir();
+    renderGrid();
+    return;
+  }
   const before = S.stockOf[id];
   S.stockOf[id] = n;
   if (before !== undefined && before !== n) {
@@ -414,6 +465,8 @@ function stockChanged(id, n) {
     li.innerHTML = '<span class="feed-icon">' + ICON.box + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
     li.querySelector('.feed-line').textContent = productTitle(id);
     li.querySelector('.feed-sub').textContent = `stock ${before} → ${n} · ${timeOf(Date.now())}`;
+    li.dataset.to = String(n);
+    li.dataset.at = String(Date.now());
     li.querySelector('.feed-amt').textContent = n <= 0 ? 'SOLD OUT' : `${n} left`;
     addFeed(li, true);
   }

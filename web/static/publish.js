@@ -1,6 +1,7 @@
 // Browser publisher: camera or the test pattern, over WHIP.
 import { whipPublish } from './webrtc.js';
 import { createTestPattern } from './testpattern.js';
+import { connectOverlay } from './overlay-client.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 const $ = (id) => document.getElementById(id);
@@ -29,9 +30,62 @@ async function publish({ key, source = 'camera', codec = '' }) {
     session.pc.addEventListener('connectionstatechange', check);
     check();
   });
+  track(session, key);
   return session.location;
 }
 window.streamdPublish = publish;
+
+// track keeps the page honest about the session: the server may end it (a
+// takeover by another source, a restart, DELETE) or ICE may fail, and the
+// host must see it at once and be offered to go live again. An empty
+// trickle PATCH every 2 s asks the server whether the session still exists
+// (404: it ended); the overlay then tells a takeover (the stream is live
+// from elsewhere) from an end.
+const HEARTBEAT_MS = 2000;
+window.streamdPublishState = { state: 'idle' };
+function track(s, key) {
+  const st = window.streamdPublishState;
+  st.state = 'live';
+  let misses = 0;
+  const stop = () => { clearInterval(timer); s.pc.removeEventListener('connectionstatechange', onState); };
+  const timer = setInterval(async () => {
+    try {
+      const res = await fetch(s.location, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', Authorization: 'Bearer ' + key }, body: '' });
+      misses = 0;
+      if (res.status === 404) { stop(); ended(s, await tookOver() ? 'takeover' : 'ended'); }
+    } catch {
+      if (++misses >= 3) { stop(); ended(s, 'lost'); } // the server does not answer
+    }
+  }, HEARTBEAT_MS);
+  const onState = () => { if (s.pc.connectionState === 'failed') { stop(); ended(s, 'lost'); } };
+  s.pc.addEventListener('connectionstatechange', onState);
+}
+
+// tookOver: is the stream live now (from another source)?
+function tookOver() {
+  return new Promise((resolve) => {
+    const ov = connectOverlay(streamId, { onSnapshot: (m) => { ov.close(); resolve(!!m.live); } });
+    setTimeout(() => { ov.close(); resolve(false); }, 3000);
+  });
+}
+
+const ENDED = {
+  takeover: 'Disconnected — another source took over this stream. Go live again to take it back.',
+  ended: 'Disconnected — the server ended this session (restart or stop). Go live again.',
+  lost: 'Connection lost — Go live again.',
+};
+function ended(s, why) {
+  if (session !== s) return;
+  window.streamdPublishState.state = why;
+  s.pc.close();
+  session = null;
+  if (pattern) { pattern.stop(); pattern = null; }
+  $('status').textContent = ENDED[why];
+  $('status').dataset.state = why;
+  $('stop').hidden = true;
+  $('go').disabled = false;
+  $('go').textContent = 'Go live again';
+}
 
 $('form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -40,10 +94,11 @@ $('form').addEventListener('submit', async (ev) => {
   try {
     await publish({ key: $('key').value, source: $('source').value, codec: $('codec').value });
     $('status').textContent = `Live on /watch/${streamId}`;
+    $('status').dataset.state = 'live';
     $('stop').hidden = false;
   } catch (e) {
     $('status').textContent = 'Could not go live: ' + e.message;
     $('go').disabled = false;
   }
 });
-$('stop').addEventListener('click', () => { if (session) session.close(); if (pattern) pattern.stop(); $('status').textContent = 'Stopped.'; $('stop').hidden = true; $('go').disabled = false; });
+$('stop').addEventListener('click', () => { if (session) session.close(); session = null; window.streamdPublishState.state = 'stopped'; if (pattern) pattern.stop(); $('status').textContent = 'Stopped.'; $('stop').hidden = true; $('go').disabled = false; });
