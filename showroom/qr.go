@@ -42,18 +42,7 @@ func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 }
 
 // visitURL is the absolute URL of the visit page as the client reached this
-// server (behind a proxy, X-Forwarded-Proto/Host say how).
+// server.
 func visitURL(r *http.Request, id string) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	host := r.Host
-	if h := r.Header.Get("X-Forwarded-Host"); h != "" {
-		host = h
-	}
-	return scheme + "://" + host + "/visit/" + id
+	return httpx.BaseURL(r) + "/visit/" + id
 }

@@ -138,7 +138,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	} else if store, err = streams.NewBoltStore(a.db); err != nil {
 		return nil, err
 	}
-	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Logger: logger.With("pkg", "streams")}
+	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Links: a.Signer, Logger: logger.With("pkg", "streams")}
 	if a.rdb != nil {
 		a.Streams.CacheTTL = 5 * time.Second // records may be deleted by another node
 	}
@@ -205,31 +205,30 @@ func (a *App) streamStatus(id string) streams.Status {
 func (a *App) routes() {
 	m := a.mux
 	a.Streams.Register(m)
-	a.SFU.Register(m)
+	// Viewing routes of a private stream need a viewer credential
+	// (streams.RequireViewer); WHEP's session routes are bound to their
+	// unguessable session id instead. Sub-muxes let the guard sit in front
+	// of handlers other packages register.
+	whepMux := http.NewServeMux()
+	a.SFU.Register(whepMux)
+	m.Handle("POST /whep/{stream}", whepCORS(a.Streams.RequireViewer(whepMux)))
+	m.Handle("/whep/", whepMux)
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
 	// The overlay socket of a stream that does not exist is refused (404)
 	// before the upgrade; the overlay itself knows nothing of the registry.
 	ovMux := http.NewServeMux()
 	a.Overlay.Register(ovMux)
-	m.HandleFunc("GET /ws/{stream}", func(w http.ResponseWriter, r *http.Request) {
-		ok, err := a.Streams.StreamExists(r.Context(), r.PathValue("stream"))
-		if httpx.WriteStoreUnavailable(w, err) {
-			return
-		}
-		if err != nil {
-			httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
-			return
-		}
-		if !ok {
-			httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("stream"))
-			return
-		}
-		ovMux.ServeHTTP(w, r)
-	})
+	m.Handle("GET /ws/{stream}", a.Streams.RequireViewer(ovMux))
 	a.Showroom.Register(m)
 	a.recordRoutes(m)
-	web.Register(m)
+	// The player opened with a viewer link keeps it in a cookie for its
+	// WHEP and WebSocket calls.
+	webMux := http.NewServeMux()
+	web.Register(webMux)
+	m.Handle("GET /watch/{stream}", a.Streams.KeepLink(webMux))
+	m.Handle("GET /replay/{stream}/{show}", a.Streams.KeepLink(webMux))
+	m.Handle("/", webMux)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
 		payments := "dev"
@@ -295,6 +294,15 @@ func (a *App) Close() {
 		for i := len(a.closers) - 1; i >= 0; i-- {
 			a.closers[i]()
 		}
+	})
+}
+
+// whepCORS lets a refusal of a cross-origin player's WHEP offer (a private
+// stream) be read by that player.
+func whepCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		whipx.CORS(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 

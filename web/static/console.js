@@ -95,7 +95,7 @@ else $('token').focus();
 
 // ── Running ────────────────────────────────────────────────────────────
 let started = false;
-function start() {
+async function start() {
   if (started) return;
   started = true;
   $('title').textContent = S.stream.title || streamId;
@@ -103,13 +103,17 @@ function start() {
   setViewers(S.stream.viewers);
   loadProducts();
   loadOrders();
+  // A private stream's socket needs a viewer credential; a WebSocket cannot
+  // send headers, so the console takes a short viewer link (not the staff
+  // token) for its URL.
+  const link = S.stream.private ? ((await api('POST', `/api/streams/${encodeURIComponent(streamId)}/links`, { ttl_s: 43200 })).data || {}).token : '';
   S.overlay = connectOverlay(streamId, {
     onSnapshot: (m) => { setLive(m.live); Object.assign(S.stockOf, m.stock || {}); setPinned(m.card, m.card_id); renderGrid(); },
     onCard: (m) => setPinned(m.action === 'hide' ? null : m.card, m.id),
     onStock: (m) => stockChanged(m.product_id, m.available),
     onLive: (m) => setLive(m.live),
     onEvent: (m) => { if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); } },
-  });
+  }, { token: link });
   setInterval(pollStream, 3000);
   loadAnalytics();
   setInterval(loadAnalytics, 10000);
@@ -153,7 +157,7 @@ async function preview() {
   const video = $('preview');
   for (;;) {
     try {
-      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; } });
+      const s = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, { onStream: (ms) => { if (video.srcObject !== ms) video.srcObject = ms; }, token });
       S.preview = s;
       await new Promise((resolve) => s.pc.addEventListener('connectionstatechange', () => { if (['failed', 'closed'].includes(s.pc.connectionState)) resolve(); }));
       s.close();

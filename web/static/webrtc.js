@@ -40,14 +40,15 @@ async function exchange(url, pc, token) {
 }
 
 // whepPlay starts a WHEP session; onTrack gets each remote track's stream.
-export async function whepPlay(url, { onStream, iceTransportPolicy } = {}) {
+// token (a viewer link, publish key or staff token) opens a private stream.
+export async function whepPlay(url, { onStream, iceTransportPolicy, token } = {}) {
   const pc = new RTCPeerConnection({ iceServers: await iceServers(url), iceTransportPolicy: iceTransportPolicy || 'all' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const stream = new MediaStream();
   pc.ontrack = (ev) => { stream.addTrack(ev.track); if (onStream) onStream(stream); };
   try {
-    const location = await exchange(url, pc);
+    const location = await exchange(url, pc, token);
     return { pc, stream, location, close: () => { pc.close(); fetch(location, { method: 'DELETE' }).catch(() => {}); } };
   } catch (e) { pc.close(); throw e; }
 }
