@@ -76,11 +76,13 @@ type App struct {
 }
 
 // New builds the server from cfg; nothing listens until Start.
-func New(cfg Config, logger *slog.Logger) (a *App, err error) {
+func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a = &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	a := &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	// A partial start is undone: what was opened so far is closed (a, not
+	// the result, which is nil on error).
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -89,7 +91,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, storeFailure(cfg.Data, err)
 	}
 	if a.Config.StaffToken == "" {
 		if a.Config.StaffToken, err = loadOrCreateToken(filepath.Join(cfg.Data, "staff-token")); err != nil {
@@ -98,20 +100,20 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 	a.db, err = bolt.Open(filepath.Join(cfg.Data, "streamd.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.Data, err)
+		return nil, storeFailure(cfg.Data, err)
 	}
 	a.closers = append(a.closers, func() { _ = a.db.Close() })
 	if cfg.Redis != "" {
 		opt, err := redis.ParseURL(cfg.Redis)
 		if err != nil {
-			return nil, fmt.Errorf("--redis: %w", err)
+			return nil, redisFailure(cfg.Redis, true, err)
 		}
 		a.rdb = redis.NewClient(opt)
 		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
+			return nil, redisFailure(cfg.Redis, false, err)
 		}
 	}
 
@@ -149,7 +151,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	// Media: one UDP port, the sfu, WHIP ingest.
 	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
-		return nil, err
+		return nil, listenFailure("WebRTC UDP", "--webrtc-udp", cfg.WebRTCUDP, err)
 	}
 	a.closers = append(a.closers, func() { _ = a.net.Close() })
 	if err := a.initTURN(key); err != nil {
@@ -254,7 +256,7 @@ func (a *App) routes() {
 func (a *App) Start() error {
 	ln, err := net.Listen("tcp", a.Config.HTTP)
 	if err != nil {
-		return fmt.Errorf("listen http %s: %w", a.Config.HTTP, err)
+		return listenFailure("HTTP", "--http", a.Config.HTTP, err)
 	}
 	a.httpLn = ln
 	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
