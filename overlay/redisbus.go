@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,6 +111,8 @@ type RedisBus struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
+
+	recvErr atomic.Pointer[error] // the subscription's last receive error, nil once it hears again
 
 	mu     sync.Mutex // guards subs, known, closed; held across (UN)SUBSCRIBE to keep their order
 	subs   map[string]*rsub
@@ -419,6 +422,7 @@ func (b *RedisBus) receive() {
 				continue
 			}
 			b.log.Warn("overlay: redis subscription", "err", err)
+			b.setRecvErr(err)
 			select {
 			case <-b.ctx.Done():
 				return
@@ -426,6 +430,7 @@ func (b *RedisBus) receive() {
 			}
 			continue
 		}
+		b.setRecvErr(nil)
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {

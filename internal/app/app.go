@@ -64,6 +64,7 @@ type App struct {
 
 	db       *bolt.DB
 	rdb      *redis.Client
+	redisBus *overlay.RedisBus // nil: the in-process bus
 	net      *sfu.WebRTC
 	turn     *turn.Server // nil unless --turn
 	reg      *prometheus.Registry
@@ -239,9 +240,8 @@ func (a *App) routes() {
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable})
 	})
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
+	m.HandleFunc("GET /healthz", a.handleHealthz)
+	m.HandleFunc("GET /readyz", a.handleReadyz)
 	if a.Config.PProf {
 		m.HandleFunc("/debug/pprof/", pprof.Index)
 		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
