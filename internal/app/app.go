@@ -243,9 +243,9 @@ func (a *App) routes() {
 	m.HandleFunc("GET /healthz", a.handleHealthz)
 	m.HandleFunc("GET /readyz", a.handleReadyz)
 	if a.Config.PProf {
-		m.HandleFunc("/debug/pprof/", pprof.Index)
-		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		m.Handle("/debug/pprof/", a.pprofHandler(pprof.Index))
+		m.Handle("/debug/pprof/profile", a.pprofHandler(pprof.Profile))
+		m.Handle("/debug/pprof/trace", a.pprofHandler(pprof.Trace))
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
@@ -258,8 +258,17 @@ func (a *App) Start() error {
 	if err != nil {
 		return listenFailure("HTTP", "--http", a.Config.HTTP, err)
 	}
+	if max := a.Config.MaxConnsPerIP; max >= 0 {
+		if max == 0 {
+			max = defaultMaxConnsPerIP
+		}
+		ln = newIPLimitListener(ln, max, a.reg)
+	}
 	a.httpLn = ln
-	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	// Request bodies and responses get per-route deadlines (deadlines());
+	// the server bounds the headers and idle keep-alive connections.
+	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: orDefault(a.Config.ReadTimeout, defaultReadTimeout),
+		IdleTimeout: orDefault(a.Config.IdleTimeout, defaultIdleTimeout), ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		err := a.httpSrv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -271,7 +280,7 @@ func (a *App) Start() error {
 }
 
 // Handler is the HTTP handler (for httptest servers).
-func (a *App) Handler() http.Handler { return a.mux }
+func (a *App) Handler() http.Handler { return a.deadlines(a.mux) }
 
 // HTTPAddr is the bound HTTP address.
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }

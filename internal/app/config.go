@@ -38,6 +38,16 @@ type Config struct {
 	// RecordShowGap overrides how long a stream may be off the air and still
 	// continue its show (tests); 0 is the recorder's default.
 	RecordShowGap time.Duration
+	// Slow clients (0: the defaults in limits.go). ReadTimeout bounds a
+	// request's headers and body (longer bodies get more at 16 KB/s),
+	// WriteTimeout its response, IdleTimeout a keep-alive connection
+	// between requests; WebSockets are exempt.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxConnsPerIP caps the HTTP connections open at once from one client
+	// IP (0: 1024; negative: no cap).
+	MaxConnsPerIP int
 }
 
 // ParseFlags reads args, with each flag falling back to STREAMD_<NAME>
@@ -65,11 +75,15 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.NodeURL, "node-url", "", "this node's URL for other nodes of a cluster")
 	fs.BoolVar(&c.Demo, "demo", false, "create the demo stream and catalog on first start")
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")
-	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port")
 	fs.BoolVar(&c.Record, "record", true, "record every show (fMP4) for replay")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "where recorded shows are kept (empty: <data>/shows)")
 	keep := keepFlag{d: 30 * 24 * time.Hour}
 	fs.Var(&keep, "record-keep", "how long a show is kept after it ends, e.g. 30d, 12h (0: forever)")
+	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port (needs the staff token)")
+	fs.DurationVar(&c.ReadTimeout, "http-read-timeout", defaultReadTimeout, "time to send a request's headers and body (larger bodies get more, at 16 KB/s); WebSockets exempt")
+	fs.DurationVar(&c.WriteTimeout, "http-write-timeout", defaultWriteTimeout, "time to take a response; WebSockets exempt")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", defaultIdleTimeout, "an idle keep-alive connection is closed after this")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP, "HTTP connections open at once per client IP (-1: no cap; raise it behind a reverse proxy or a large shared NAT)")
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
 		return c, err
