@@ -112,7 +112,7 @@ type RedisBus struct {
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 
-	recvErr atomic.Pointer[error] // the subscription's last receive error, nil once it hears again
+	pongs atomic.Uint64 // PONGs received on the subscription (Health)
 
 	mu     sync.Mutex // guards subs, known, closed; held across (UN)SUBSCRIBE to keep their order
 	subs   map[string]*rsub
@@ -422,7 +422,6 @@ func (b *RedisBus) receive() {
 				continue
 			}
 			b.log.Warn("overlay: redis subscription", "err", err)
-			b.setRecvErr(err)
 			select {
 			case <-b.ctx.Done():
 				return
@@ -430,8 +429,9 @@ func (b *RedisBus) receive() {
 			}
 			continue
 		}
-		b.setRecvErr(nil)
 		switch m := msg.(type) {
+		case *redis.Pong:
+			b.pongs.Add(1)
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				b.onSubscribed(m.Channel)

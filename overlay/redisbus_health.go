@@ -3,29 +3,26 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
-// Health reports whether the bus can deliver events: its subscription
-// connection answers a PING (which also redials it after an outage) and its
-// receive loop has heard from Redis since its last error. Right after Redis
-// comes back it may report the old error once, until the PING's reply has
-// been received.
+// Health reports whether the bus can deliver events: a PING sent on its
+// subscription connection (which redials it after an outage) is answered
+// and the answer reaches the receive loop. A write alone is not enough: to
+// a Redis that just died it can still succeed.
 func (b *RedisBus) Health(ctx context.Context) error {
+	before := b.pongs.Load()
 	if err := b.ps.Ping(ctx); err != nil {
 		return fmt.Errorf("redis bus subscription: %w", err)
 	}
-	if p := b.recvErr.Load(); p != nil {
-		return fmt.Errorf("redis bus subscription: %w", *p)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for b.pongs.Load() == before {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis bus subscription: no answer to PING: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
 	return nil
-}
-
-func (b *RedisBus) setRecvErr(err error) {
-	if err == nil {
-		if b.recvErr.Load() != nil {
-			b.recvErr.Store(nil)
-		}
-		return
-	}
-	b.recvErr.Store(&err)
 }
