@@ -34,7 +34,10 @@ type Relay struct {
 	Self     string        // this node's URL, never pulled from
 	Interval time.Duration // how often watched streams are checked (default 1 s)
 	Idle     time.Duration // a pull with no local viewers ends after this (default 10 s)
-	Logger   *slog.Logger
+	// Credential returns what opens stream on the origin (private streams
+	// need a viewer credential there too); nil sends none.
+	Credential func(stream string) string
+	Logger     *slog.Logger
 
 	mu       sync.Mutex
 	pulls    map[string]*relayPull
@@ -212,6 +215,9 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (err error) {
 	endpoint := origin + "/whep/" + stream
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(pc.LocalDescription().SDP))
 	req.Header.Set("Content-Type", "application/sdp")
+	if r.Credential != nil {
+		req.Header.Set("Authorization", "Bearer "+r.Credential(stream))
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("whep %s: %w", endpoint, err)

@@ -231,3 +231,47 @@ func snapshotMessage(st State, viewer string) []byte {
 		CardID: st.CardID, Stock: stock, Chat: chat, Pin: st.Pin, ChatMode: st.ChatMode, ServerTime: time.Now().UnixMilli()})
 	return b
 }
+
+// Control frames (ping, pong) bypass the message rate limit, and each costs
+// the server a reply or a deadline reset: a flood of them is refused like a
+// flood of messages. The server pings every pingEvery and browsers never
+// ping on their own, so a real client sends a handful a minute.
+const (
+	controlRate  = 5.0 // per second
+	controlBurst = 20.0
+)
+
+var errControlFlood = errors.New("overlay: too many control frames")
+
+// limitControlFrames installs the ping and pong handlers (they run on the
+// read loop's goroutine, inside ReadMessage, so the bucket needs no lock).
+func (c *conn) limitControlFrames() {
+	ws := c.ws
+	tokens, last := controlBurst, time.Now()
+	allow := func() error {
+		now := time.Now()
+		tokens = min(controlBurst, tokens+now.Sub(last).Seconds()*controlRate)
+		last = now
+		if tokens < 1 {
+			c.close(websocket.ClosePolicyViolation, "too many control frames")
+			return errControlFlood
+		}
+		tokens--
+		return nil
+	}
+	ws.SetPingHandler(func(data string) error {
+		if err := allow(); err != nil {
+			return err
+		}
+		// As gorilla's default handler: answer, and let a failed write
+		// surface on the next read rather than here.
+		_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(closeGrace))
+		return nil
+	})
+	ws.SetPongHandler(func(string) error {
+		if err := allow(); err != nil {
+			return err
+		}
+		return ws.SetReadDeadline(time.Now().Add(readTimeout))
+	})
+}

@@ -21,7 +21,7 @@ type clientMsg struct {
 
 func (c *conn) readLoop() {
 	ws := c.ws
-	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(readTimeout)) })
+	c.limitControlFrames()
 	tokens, last := clientBurst, time.Now()
 	bad := 0
 	for {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,6 +111,8 @@ type RedisBus struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
+
+	pongs atomic.Uint64 // PONGs received on the subscription (Health)
 
 	mu     sync.Mutex // guards subs, known, closed; held across (UN)SUBSCRIBE to keep their order
 	subs   map[string]*rsub
@@ -427,6 +430,8 @@ func (b *RedisBus) receive() {
 			continue
 		}
 		switch m := msg.(type) {
+		case *redis.Pong:
+			b.pongs.Add(1)
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				b.onSubscribed(m.Channel)

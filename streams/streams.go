@@ -69,6 +69,9 @@ type Registry struct {
 	// Status returns the runtime state of a stream (nil: none).
 	Status func(id string) Status
 	Logger *slog.Logger
+	// Links signs and checks private-stream viewer links (nil: only the
+	// publish key and the staff token open a private stream).
+	Links Signer
 	// CacheTTL bounds how long a record read from the store is trusted
 	// (0: until this node deletes it). Nodes of a cluster set it, because a
 	// record deleted on another node is not deleted from this node's cache.
@@ -241,7 +244,8 @@ func (g *Registry) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/streams", g.handleList)
 	mux.HandleFunc("GET /api/streams/{id}", g.handleGet)
 	mux.HandleFunc("DELETE /api/streams/{id}", g.handleDelete)
-	mux.HandleFunc("GET /api/streams/{id}/public", g.handlePublic)
+	mux.Handle("GET /api/streams/{id}/public", g.RequireViewer(http.HandlerFunc(g.handlePublic)))
+	mux.HandleFunc("POST /api/streams/{id}/links", g.handleLink)
 }
 
 func (g *Registry) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -291,10 +295,11 @@ func (g *Registry) handleList(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"streams": out})
 }
 
-func (g *Registry) lookup(w http.ResponseWriter, r *http.Request) (Record, bool) {
-	rec, err := g.Get(r.Context(), r.PathValue("id"))
+// lookupStream reads the record of stream id, or writes the error.
+func (g *Registry) lookupStream(w http.ResponseWriter, r *http.Request, id string) (Record, bool) {
+	rec, err := g.Get(r.Context(), id)
 	if errors.Is(err, ErrNotFound) {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("id"))
+		httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+id)
 		return rec, false
 	}
 	if httpx.WriteStoreUnavailable(w, err) {
@@ -311,14 +316,15 @@ func (g *Registry) handleGet(w http.ResponseWriter, r *http.Request) {
 	if !httpx.RequireStaff(w, r, g.StaffToken) {
 		return
 	}
-	if rec, ok := g.lookup(w, r); ok {
+	if rec, ok := g.lookupStream(w, r, r.PathValue("id")); ok {
 		httpx.WriteJSON(w, http.StatusOK, g.view(rec))
 	}
 }
 
-// handlePublic is what players may read: no key, no source URL.
+// handlePublic is what players may read: no key, no source URL (behind
+// RequireViewer: a private stream's title is not public).
 func (g *Registry) handlePublic(w http.ResponseWriter, r *http.Request) {
-	rec, ok := g.lookup(w, r)
+	rec, ok := g.lookupStream(w, r, r.PathValue("id"))
 	if !ok {
 		return
 	}

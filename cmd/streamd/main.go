@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamd/streamd/internal/app"
 )
 
@@ -19,10 +21,20 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// go-redis logs every failed dial on its own, process-wide logger; the
+	// failure reaches streamd as an error anyway, so those lines are debug.
+	redis.SetLogger(redisLog{logger})
 	if err := run(cfg, logger); err != nil {
-		logger.Error("streamd stopped", "err", err)
+		// One line saying what failed, where, and what to do (app.StartupError).
+		fmt.Fprintln(os.Stderr, "streamd: "+err.Error())
 		os.Exit(1)
 	}
+}
+
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 func run(cfg app.Config, logger *slog.Logger) error {

@@ -72,6 +72,7 @@ type App struct {
 
 	db   *bolt.DB
 	rdb  *redis.Client
+	redisBus *overlay.RedisBus // nil: the in-process bus
 	net  *sfu.WebRTC
 	turn *turn.Server // nil unless --turn
 	reg  *prometheus.Registry
@@ -89,21 +90,22 @@ type App struct {
 }
 
 // New builds the server from cfg; nothing listens until Start.
-func New(cfg Config, logger *slog.Logger) (a *App, err error) {
+func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a = &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
-	self := a // "return nil, err" clears a before this runs
+	a := &App{Config: cfg, Logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), serveErr: make(chan error, 1)}
+	// A partial start is undone: what was opened so far is closed (a, not
+	// the result, which is nil on error).
 	defer func() {
 		if err != nil {
-			self.Close()
+			a.Close()
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, storeFailure(cfg.Data, err)
 	}
 	if err := a.initTLS(); err != nil {
 		return nil, err
@@ -115,20 +117,20 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	}
 	a.db, err = bolt.Open(filepath.Join(cfg.Data, "streamd.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.Data, err)
+		return nil, storeFailure(cfg.Data, err)
 	}
 	a.closers = append(a.closers, func() { _ = a.db.Close() })
 	if cfg.Redis != "" {
 		opt, err := redis.ParseURL(cfg.Redis)
 		if err != nil {
-			return nil, fmt.Errorf("--redis: %w", err)
+			return nil, redisFailure(cfg.Redis, true, err)
 		}
 		a.rdb = redis.NewClient(opt)
 		a.closers = append(a.closers, func() { _ = a.rdb.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
+			return nil, redisFailure(cfg.Redis, false, err)
 		}
 	}
 
@@ -155,7 +157,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	} else if store, err = streams.NewBoltStore(a.db); err != nil {
 		return nil, err
 	}
-	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Logger: logger.With("pkg", "streams")}
+	a.Streams = &streams.Registry{Store: store, StaffToken: a.Config.StaffToken, Links: a.Signer, Logger: logger.With("pkg", "streams")}
 	if a.rdb != nil {
 		a.Streams.CacheTTL = 5 * time.Second // records may be deleted by another node
 	}
@@ -166,7 +168,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 	// Media: one UDP port, the sfu, WHIP ingest.
 	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
-		return nil, err
+		return nil, listenFailure("WebRTC UDP", "--webrtc-udp", cfg.WebRTCUDP, err)
 	}
 	a.closers = append(a.closers, func() { _ = a.net.Close() })
 	if err := a.initTURN(key); err != nil {
@@ -223,36 +225,34 @@ func (a *App) streamStatus(id string) streams.Status {
 func (a *App) routes() {
 	m := a.mux
 	a.Streams.Register(m)
-	// WHEP through the preview recorder: the console's preview is no viewer.
-	sfuMux := http.NewServeMux()
-	a.SFU.Register(sfuMux)
-	m.Handle("/whep/", a.previews.wrap(a.Config.StaffToken, sfuMux))
+	// Viewing routes of a private stream need a viewer credential
+	// (streams.RequireViewer); WHEP's session routes are bound to their
+	// unguessable session id instead. Sub-muxes let the guard sit in front
+	// of handlers other packages register. The preview recorder marks the
+	// console's preview, which is no viewer.
+	whepMux := http.NewServeMux()
+	a.SFU.Register(whepMux)
+	whep := a.previews.wrap(a.Config.StaffToken, whepMux)
+	m.Handle("POST /whep/{stream}", whepCORS(a.Streams.RequireViewer(whep)))
+	m.Handle("/whep/", whep)
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
 	// The overlay socket of a stream that does not exist is refused (404)
 	// before the upgrade; the overlay itself knows nothing of the registry.
 	ovMux := http.NewServeMux()
 	a.Overlay.Register(ovMux)
-	m.HandleFunc("GET /ws/{stream}", func(w http.ResponseWriter, r *http.Request) {
-		ok, err := a.Streams.StreamExists(r.Context(), r.PathValue("stream"))
-		if httpx.WriteStoreUnavailable(w, err) {
-			return
-		}
-		if err != nil {
-			httpx.WriteError(w, http.StatusInternalServerError, "internal", "could not look up the stream")
-			return
-		}
-		if !ok {
-			httpx.WriteError(w, http.StatusNotFound, "unknown_stream", "no stream "+r.PathValue("stream"))
-			return
-		}
-		ovMux.ServeHTTP(w, r)
-	})
+	m.Handle("GET /ws/{stream}", a.Streams.RequireViewer(ovMux))
 	a.Showroom.Register(m)
 	a.recordRoutes(m)
 	a.registerOutbox(m)
 	a.Images.Register(m)
-	web.Register(m)
+	// The player opened with a viewer link keeps it in a cookie for its
+	// WHEP and WebSocket calls.
+	webMux := http.NewServeMux()
+	web.Register(webMux)
+	m.Handle("GET /watch/{stream}", a.Streams.KeepLink(webMux))
+	m.Handle("GET /replay/{stream}/{show}", a.Streams.KeepLink(webMux))
+	m.Handle("/", webMux)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
 		payments := "dev"
@@ -261,13 +261,12 @@ func (a *App) routes() {
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"payments": payments, "test_mode": payments == "dev", "stripe_publishable_key": a.Config.StripePublishable, "public_url": a.PublicBase()})
 	})
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
+	m.HandleFunc("GET /healthz", a.handleHealthz)
+	m.HandleFunc("GET /readyz", a.handleReadyz)
 	if a.Config.PProf {
-		m.HandleFunc("/debug/pprof/", pprof.Index)
-		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		m.Handle("/debug/pprof/", a.pprofHandler(pprof.Index))
+		m.Handle("/debug/pprof/profile", a.pprofHandler(pprof.Profile))
+		m.Handle("/debug/pprof/trace", a.pprofHandler(pprof.Trace))
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path)
@@ -278,7 +277,13 @@ func (a *App) routes() {
 func (a *App) Start() error {
 	ln, err := net.Listen("tcp", a.Config.HTTP)
 	if err != nil {
-		return fmt.Errorf("listen http %s: %w", a.Config.HTTP, err)
+		return listenFailure("HTTP", "--http", a.Config.HTTP, err)
+	}
+	if max := a.Config.MaxConnsPerIP; max >= 0 {
+		if max == 0 {
+			max = defaultMaxConnsPerIP
+		}
+		ln = newIPLimitListener(ln, max, a.reg)
 	}
 	if a.tlsConfig != nil {
 		ln = tls.NewListener(ln, a.tlsConfig)
@@ -288,7 +293,10 @@ func (a *App) Start() error {
 		_ = ln.Close()
 		return err
 	}
-	a.httpSrv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	// Request bodies and responses get per-route deadlines (deadlines());
+	// the server bounds the headers and idle keep-alive connections.
+	a.httpSrv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: orDefault(a.Config.ReadTimeout, defaultReadTimeout),
+		IdleTimeout: orDefault(a.Config.IdleTimeout, defaultIdleTimeout), ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		err := a.httpSrv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -300,7 +308,7 @@ func (a *App) Start() error {
 }
 
 // Handler is the HTTP handler (for httptest servers).
-func (a *App) Handler() http.Handler { return a.mux }
+func (a *App) Handler() http.Handler { return a.deadlines(a.mux) }
 
 // HTTPAddr is the bound HTTP address.
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
@@ -330,6 +338,15 @@ func (a *App) Close() {
 		for i := len(a.closers) - 1; i >= 0; i-- {
 			a.closers[i]()
 		}
+	})
+}
+
+// whepCORS lets a refusal of a cross-origin player's WHEP offer (a private
+// stream) be read by that player.
+func whepCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		whipx.CORS(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 

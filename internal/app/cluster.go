@@ -48,7 +48,10 @@ func (a *App) initCluster() error {
 		return nil
 	}
 	c := &cluster{a: a, live: map[string]bool{}}
-	c.relay = &ingest.Relay{API: a.net.PublisherAPI(), SFU: a.SFU, Dir: redisDirectory{a.rdb}, Self: a.Config.NodeURL, Logger: a.Logger.With("pkg", "relay")}
+	c.relay = &ingest.Relay{API: a.net.PublisherAPI(), SFU: a.SFU, Dir: redisDirectory{a.rdb}, Self: a.Config.NodeURL, Logger: a.Logger.With("pkg", "relay"),
+		// A short viewer link, signed with the key the nodes share, opens
+		// private streams on the origin.
+		Credential: func(stream string) string { return a.Streams.SignLink(stream, time.Now().Add(time.Minute)) }}
 	if err := c.relay.Initialize(); err != nil {
 		return err
 	}

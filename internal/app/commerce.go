@@ -30,6 +30,7 @@ func (a *App) initCommerce() error {
 	if a.rdb != nil {
 		rb := overlay.NewRedisBus(a.rdb, 1024)
 		bus = rb
+		a.redisBus = rb
 		a.closers = append(a.closers, func() { _ = rb.Close() })
 	}
 	a.Overlay = &overlay.Server{Bus: bus, Clock: a.SFU, Registerer: a.reg, Logger: a.Logger.With("pkg", "overlay"), AllowedOrigins: []string{"*"}}

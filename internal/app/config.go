@@ -52,6 +52,16 @@ type Config struct {
 	ACMEDirectory   string
 	// ACMEHTTPClient talks to the ACME CA (tests: one trusting pebble).
 	ACMEHTTPClient *http.Client
+	// Slow clients (0: the defaults in limits.go). ReadTimeout bounds a
+	// request's headers and body (longer bodies get more at 16 KB/s),
+	// WriteTimeout its response, IdleTimeout a keep-alive connection
+	// between requests; WebSockets are exempt.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxConnsPerIP caps the HTTP connections open at once from one client
+	// IP (0: 1024; negative: no cap).
+	MaxConnsPerIP int
 }
 
 // ParseFlags reads args, with each flag falling back to STREAMD_<NAME>
@@ -79,7 +89,6 @@ func ParseFlags(args []string) (Config, error) {
 	fs.DurationVar(&c.HoldTTL, "hold-ttl", 10*time.Minute, "how long a cart hold keeps stock")
 	fs.StringVar(&c.SMTP, "smtp", "", "SMTP server for receipts, smtp://user:pass@host:587 (empty: mails go to <data>/outbox)")
 	fs.StringVar(&c.MailFrom, "mail-from", "", "From address of receipts (e.g. \"Shop <orders@shop.example>\")")
-	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port")
 	fs.BoolVar(&c.Record, "record", true, "record every show (fMP4) for replay")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "where recorded shows are kept (empty: <data>/shows)")
 	keep := keepFlag{d: 30 * 24 * time.Hour}
@@ -91,6 +100,11 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.ACMEEmail, "acme-email", "", "contact e-mail for the ACME account (optional)")
 	fs.StringVar(&c.ACMEHTTP, "acme-http", ":80", "where ACME HTTP-01 challenges are answered; other plain-HTTP requests are redirected to HTTPS")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", "", "ACME directory URL (empty: Let's Encrypt production)")
+	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the HTTP port (needs the staff token)")
+	fs.DurationVar(&c.ReadTimeout, "http-read-timeout", defaultReadTimeout, "time to send a request's headers and body (larger bodies get more, at 16 KB/s); WebSockets exempt")
+	fs.DurationVar(&c.WriteTimeout, "http-write-timeout", defaultWriteTimeout, "time to take a response; WebSockets exempt")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", defaultIdleTimeout, "an idle keep-alive connection is closed after this")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP, "HTTP connections open at once per client IP (-1: no cap; raise it behind a reverse proxy or a large shared NAT)")
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -71,9 +71,9 @@ func (a *App) recordRoutes(m *http.ServeMux) {
 	(&hls.Replay{Library: a.Recorder, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "replay")}).Register(m)
 }
 
-// mediaAccess guards /replay and /hls: the hook for private streams' access
-// check (none yet: those routes are public like /watch).
-func (a *App) mediaAccess(h http.Handler) http.Handler { return h }
+// mediaAccess guards /replay and /hls: a private stream's playlists and
+// segments need a viewer credential, like its WHEP and overlay socket.
+func (a *App) mediaAccess(h http.Handler) http.Handler { return a.Streams.RequireViewer(h) }
 
 // busEvents adapts the overlay bus to the recorder's event feed.
 type busEvents struct{ bus overlay.Bus }

@@ -25,7 +25,7 @@ func (a *App) initRTSP() error {
 	if a.Config.RTSP != "" {
 		a.RTSP = &ingest.RTSPServer{Address: a.Config.RTSP, SFU: a.SFU, Streams: rtspKeys{a.Streams}, Registerer: a.reg, Logger: logger}
 		if err := a.RTSP.Start(); err != nil {
-			return fmt.Errorf("--rtsp: %w", err)
+			return rtspFailure(a.Config.RTSP, err)
 		}
 		a.closers = append(a.closers, a.RTSP.Close)
 	}

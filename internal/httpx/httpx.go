@@ -185,3 +185,26 @@ func WriteStoreUnavailable(w http.ResponseWriter, err error) bool {
 		"the store is unreachable for a moment: retry after a few seconds (checkouts: with the same Idempotency-Key)")
 	return true
 }
+
+// Scheme is "https" or "http" as the client reached this server (behind a
+// proxy, X-Forwarded-Proto says which).
+func Scheme(r *http.Request) string {
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		return p
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// BaseURL is scheme://host as the client reached this server (behind a
+// proxy, X-Forwarded-Proto/Host say how): the base of links the server
+// hands out (QR codes, viewer links).
+func BaseURL(r *http.Request) string {
+	host := r.Host
+	if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+		host = h
+	}
+	return Scheme(r) + "://" + host
+}

@@ -91,7 +91,7 @@ else $('token').focus();
 
 // ── Running ────────────────────────────────────────────────────────────
 let started = false;
-function start() {
+async function start() {
   if (started) return;
   started = true;
   $('title').textContent = S.stream.title || streamId;
@@ -100,6 +100,10 @@ function start() {
   setWarnings(S.stream);
   loadProducts();
   loadOrders();
+  // A private stream's socket needs a viewer credential; a WebSocket cannot
+  // send headers, so the console takes a short viewer link (not the staff
+  // token) for its URL.
+  const link = S.stream.private ? ((await api('POST', `/api/streams/${encodeURIComponent(streamId)}/links`, { ttl_s: 43200 })).data || {}).token : '';
   S.overlay = connectOverlay(streamId, {
     onSnapshot: (m) => { setLive(m.live); Object.assign(S.stockOf, m.stock || {}); setPinned(m.card, m.card_id); renderGrid(); },
     onCard: (m) => setPinned(m.action === 'hide' ? null : m.card, m.id),
@@ -109,7 +113,7 @@ function start() {
       if (m.type === 'order' && m.order) { orderEvent(m.order, true); analyticsSoon(); }
       if (m.type === 'catalog') loadProducts(); // edited in the catalog editor: no reload needed
     },
-  });
+  }, { token: link });
   setInterval(pollStream, 3000);
   loadAnalytics();
   setInterval(loadAnalytics, 10000);

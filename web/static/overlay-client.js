@@ -26,7 +26,8 @@
 //   send(obj) sends a client message (false when not connected); reconnect()
 //   reopens the socket at once (resuming; e.g. after a new viewer cookie) and
 //   resolves when it is open.
-//   options: {url, pingInterval, minBackoff, maxBackoff, WebSocket}
+//   options: {url, pingInterval, minBackoff, maxBackoff, WebSocket, token}
+//   (token: a viewer link of a private stream, sent as ?t=)
 //
 // ── createFrameSync(video, { onReveal, fallbackDelayMs, maxWaitMs, frameRtp }) → { push(msg), clear(), close(), setMaxWait(ms), pending, playoutDelay, reveals }
 //   Holds card events (show/hide/update) and reveals each, in seq order, on the
@@ -74,9 +75,11 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
   let openWaiters = [];
 
   function url() {
-    let u = `${base}/ws/${encodeURIComponent(stream)}`;
-    if (lastSeq !== null) u += `?since=${lastSeq}&epoch=${encodeURIComponent(epoch)}`;
-    return u;
+    const q = new URLSearchParams();
+    if (options.token) q.set('t', options.token);
+    if (lastSeq !== null) { q.set('since', String(lastSeq)); q.set('epoch', epoch); }
+    const qs = q.toString();
+    return `${base}/ws/${encodeURIComponent(stream)}` + (qs ? '?' + qs : '');
   }
 
   function connect() {

@@ -9,6 +9,9 @@ import { playHLS, webrtcFallback } from './hls-player.js';
 import { showNotice, clearNotice } from './notice.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
+// A private stream's viewer link (/watch/{id}?t=…): the server also keeps it
+// in a cookie, but the page sends it along itself (embeds may block cookies).
+const linkToken = new URLSearchParams(location.search).get('t') || '';
 const video = document.getElementById('video');
 const badge = document.getElementById('state');
 const unmute = document.getElementById('unmute');
@@ -16,7 +19,8 @@ const unmute = document.getElementById('unmute');
 const player = { streamId, video, pc: null, state: 'connecting', listeners: [], eventListeners: [] };
 window.streamdPlayer = player;
 
-const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream', unsupported: "Can't play in this browser" };
+const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream', unsupported: "Can't play in this browser",
+  private: 'Private stream — open it with the link you were sent', expired: 'This link has expired — ask for a new one' };
 function setState(s) {
   if (player.state === s) return;
   if (s === 'live') clearNotice(); // whatever path plays, the notice is moot
@@ -47,7 +51,7 @@ async function connect() {
     if (player.mode === 'hls') return;
     try {
       const session = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, {
-        onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; },
+        onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; }, token: linkToken,
       });
       player.pc = session.pc;
       player.session = session;
@@ -73,7 +77,7 @@ async function connect() {
         startHLS('codec');
         return;
       }
-      setState(e.status === 404 ? 'missing' : 'reconnecting');
+      setState(e.status === 404 ? 'missing' : e.code === 'link_expired' ? 'expired' : (e.status === 401 || e.status === 403) ? 'private' : 'reconnecting');
     }
     await new Promise((r) => setTimeout(r, backoff));
     backoff = Math.min(backoff * 2, 5000);
@@ -110,7 +114,7 @@ player.overlay = connectOverlay(streamId, {
   onCard: (m) => { m.arrivedAt = performance.now(); sync.push(m); },
   onStock: (m) => cardView.stock(m.product_id, m.available),
   onEvent: (m) => { for (const fn of player.eventListeners) fn(m); },
-});
+}, { token: linkToken });
 player.serverNow = () => player.overlay.serverNow();
 
 function startHLS(why) {

@@ -40,7 +40,8 @@ async function exchange(url, pc, token) {
 }
 
 // whepPlay starts a WHEP session; onTrack gets each remote track's stream.
-// token (the staff token) marks the console's preview, which is no viewer.
+// token: the staff token (marks the console's preview, which is no viewer),
+// or a viewer link or publish key (opens a private stream).
 export async function whepPlay(url, { onStream, iceTransportPolicy, token } = {}) {
   const pc = new RTCPeerConnection({ iceServers: await iceServers(url), iceTransportPolicy: iceTransportPolicy || 'all' });
   pc.addTransceiver('video', { direction: 'recvonly' });
