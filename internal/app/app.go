@@ -70,13 +70,13 @@ type App struct {
 	// HLS serves LL-HLS of live streams.
 	HLS *hls.Live
 
-	db   *bolt.DB
-	rdb  *redis.Client
+	db       *bolt.DB
+	rdb      *redis.Client
 	redisBus *overlay.RedisBus // nil: the in-process bus
-	net  *sfu.WebRTC
-	turn *turn.Server // nil unless --turn
-	reg  *prometheus.Registry
-	mux  *http.ServeMux
+	net      *sfu.WebRTC
+	turn     *turn.Server // nil unless --turn
+	reg      *prometheus.Registry
+	mux      *http.ServeMux
 	// tlsConfig is set for HTTPS (files or ACME); acme and acmeLn with ACME.
 	tlsConfig *tls.Config
 	acme      *autocert.Manager
