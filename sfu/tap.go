@@ -22,8 +22,5 @@ func (st *Stream) AddTap(kind webrtc.RTPCodecType, w webrtc.TrackLocalWriter, co
 
 // Codec reports the codec of the stream's current source of that kind.
 func (st *Stream) Codec(kind webrtc.RTPCodecType) (webrtc.RTPCodecCapability, bool) {
-	f := st.forwarder(kind)
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	return f.codec, f.active.Load()
+	return st.forwarder(kind).current()
 }

@@ -26,15 +26,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/streamd/streamd/cart"
+	"github.com/streamd/streamd/egress"
 	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/internal/rtc"
 	"github.com/streamd/streamd/internal/signer"
 	"github.com/streamd/streamd/internal/turn"
 	"github.com/streamd/streamd/internal/whipx"
 	"github.com/streamd/streamd/overlay"
 	"github.com/streamd/streamd/sfu"
+	"github.com/streamd/streamd/sfu/sfumetrics"
 	"github.com/streamd/streamd/showroom"
 	"github.com/streamd/streamd/streams"
 	"github.com/streamd/streamd/web"
@@ -46,6 +49,7 @@ type App struct {
 	Logger   *slog.Logger
 	Streams  *streams.Registry
 	SFU      *sfu.SFU
+	WHEP     *egress.WHEP
 	WHIP     *ingest.WHIP
 	Cart     *cart.Service
 	Overlay  *overlay.Server
@@ -64,7 +68,7 @@ type App struct {
 
 	db       *bolt.DB
 	rdb      *redis.Client
-	net      *sfu.WebRTC
+	net      *rtc.WebRTC
 	turn     *turn.Server // nil unless --turn
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
@@ -146,8 +150,8 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		return nil, err
 	}
 
-	// Media: one UDP port, the sfu, WHIP ingest.
-	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
+	// Media: one UDP port, the sfu, WHEP egress, WHIP ingest.
+	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +160,17 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		return nil, err
 	}
 	transports := whipx.NewTransports(a.reg)
-	a.SFU = &sfu.SFU{API: a.net.SubscriberAPI(), Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "sfu")}
+	a.SFU = &sfu.SFU{Batch: a.net.Batch(), Logger: logger.With("pkg", "sfu")}
 	if err := a.SFU.Initialize(); err != nil {
 		return nil, err
 	}
+	sfumetrics.Register(a.reg, a.SFU)
 	a.closers = append(a.closers, a.SFU.Close)
+	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whep")}
+	if err := a.WHEP.Initialize(); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.WHEP.Close)
 	a.WHIP = &ingest.WHIP{API: a.net.PublisherAPI(), SFU: a.SFU, Auth: publishAuth{a.Streams}, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whip")}
 	if err := a.WHIP.Initialize(); err != nil {
 		return nil, err
@@ -205,7 +215,7 @@ func (a *App) streamStatus(id string) streams.Status {
 func (a *App) routes() {
 	m := a.mux
 	a.Streams.Register(m)
-	a.SFU.Register(m)
+	a.WHEP.Register(m)
 	a.WHIP.Register(m)
 	a.Cart.Register(m)
 	// The overlay socket of a stream that does not exist is refused (404)
