@@ -46,6 +46,11 @@ type forwarder struct {
 	gopBytes int
 	pass     pass // reused by every write: the hot path allocates nothing
 	nPackets uint32
+	// A video frame's packets are written in one batch (held from its first
+	// packet to its marker), so the batcher can send each viewer's share
+	// of the frame as one segmentation-offload train.
+	holding bool
+	holdTS  uint32
 }
 
 func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func()) *forwarder {
@@ -90,6 +95,15 @@ func (f *forwarder) detach(gen uint64) {
 	}
 	f.gen++
 	f.active.Store(false)
+	f.endHold()
+}
+
+// endHold ends the frame batch, if one is open.
+func (f *forwarder) endHold() {
+	if f.holding {
+		f.holding = false
+		f.fan.end()
+	}
 }
 
 // current reports the codec of the current source, if any.
@@ -155,6 +169,11 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 	f.cache.store(outSeq, outTS, pkt.Marker, payload)
 
+	if f.video && (!f.holding || f.holdTS != outTS) {
+		f.endHold()
+		f.holding, f.holdTS = true, outTS
+		f.fan.begin()
+	}
 	f.nPackets++
 	p := &f.pass
 	p.seq, p.ts, p.marker, p.payload = outSeq, outTS, pkt.Marker, payload
@@ -162,6 +181,9 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	p.sample = f.nPackets%delaySampleEvery == 0
 	sent := f.fan.run(p, f.subs.list())
 	p.payload = nil
+	if pkt.Marker {
+		f.endHold()
+	}
 	if sent > 0 {
 		f.m.packetsOut[f.kindIdx].Add(float64(sent))
 		f.m.bytesOut[f.kindIdx].Add(float64(sent * len(payload)))

@@ -165,6 +165,7 @@ func New(cfg Config, logger *slog.Logger) (a *App, err error) {
 		return nil, err
 	}
 	sfumetrics.Register(a.reg, a.SFU)
+	a.registerBatchMetrics()
 	a.closers = append(a.closers, a.SFU.Close)
 	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whep")}
 	if err := a.WHEP.Initialize(); err != nil {
@@ -338,4 +339,21 @@ func loadOrCreateToken(path string) (string, error) {
 		return "", fmt.Errorf("write staff token: %w", err)
 	}
 	return t, nil
+}
+
+// registerBatchMetrics exports how the WebRTC socket's sends are batched.
+func (a *App) registerBatchMetrics() {
+	b := a.net.Batch()
+	stat := func(i int) func() float64 {
+		return func() float64 {
+			s, n, e, t := b.Stats()
+			return float64([]uint64{s, n, e, t}[i])
+		}
+	}
+	a.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_batched_datagrams_total", Help: "UDP datagrams sent in sendmmsg batches (fan-out passes)."}, stat(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_send_batches_total", Help: "sendmmsg calls."}, stat(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_batch_errors_total", Help: "Datagrams of a batch the kernel refused."}, stat(2)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_gso_trains_total", Help: "Datagram trains sent with UDP segmentation offload (one send for a frame's packets to one viewer)."}, stat(3)),
+	)
 }
