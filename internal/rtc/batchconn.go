@@ -34,8 +34,8 @@ type BatchConn struct {
 	batch *ipv4.PacketConn // only WriteBatch: sockaddrs are per message
 
 	hold time.Duration // holdMax; tests lengthen it
-	open atomic.Int32   // batches in progress
-	gso  atomic.Bool  // UDP_SEGMENT works on this socket
+	open atomic.Int32  // batches in progress
+	gso  atomic.Bool   // UDP_SEGMENT works on this socket
 
 	mu      sync.Mutex // guards fill
 	fill    *sendQueue
