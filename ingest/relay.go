@@ -18,7 +18,7 @@ import (
 )
 
 // Directory says which node of a cluster publishes a stream (declared here,
-// implemented over Redis in cmd/streamd's wiring).
+// implemented over Redis, wired in internal/app).
 type Directory interface {
 	Origin(ctx context.Context, stream string) (nodeURL string, err error)
 }

@@ -19,7 +19,7 @@ import (
 
 // StreamKeys tells the RTSP server what it needs to check a request
 // (declared here, implemented over the streams registry, wired by
-// cmd/streamd). RTSP digest authentication verifies a password against the
+// internal/app). RTSP digest authentication verifies a password against the
 // expected one, so the server asks for the key rather than checking one.
 type StreamKeys interface {
 	// StreamKey returns the stream's publish key and whether reading it
