@@ -52,7 +52,7 @@ func TestExportsSFUMetrics(t *testing.T) {
 	for name, want := range map[string]float64{
 		"streamd_sfu_publishers":                                   1,
 		"streamd_sfu_packets_in_total/video":                       2,
-		"streamd_sfu_bytes_in_total/video":                         3,
+		"streamd_sfu_bytes_in_total/video":                         5, // both packets arrived
 		"streamd_sfu_dropped_packets_total/source_before_keyframe": 1,
 		"streamd_sfu_keyframe_cache_bytes":                         3,
 		"streamd_sfu_forward_delay_seconds":                        0,
