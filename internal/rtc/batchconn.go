@@ -49,7 +49,7 @@ type BatchConn struct {
 const (
 	// queueSize datagrams are held at most (a keyframe's packets to a few
 	// dozen viewers); a full queue is sent at once.
-	queueSize = 1024
+	queueSize = 2048
 	// holdMax bounds how long a queued datagram waits for its batch to end.
 	holdMax = 3 * time.Millisecond
 	// maxSegments per UDP_SEGMENT train (the kernel's UDP_MAX_SEGMENTS).
