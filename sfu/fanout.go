@@ -142,7 +142,9 @@ func (p *pass) write(lo, hi int) {
 	}
 	f.fan.end()
 	if p.sample && sent > 0 {
-		// The delay to the last viewer of this chunk, once it is on the wire.
+		// The delay to the last viewer of this chunk, once its packet is
+		// handed to the socket (a batching socket may hold a video frame's
+		// packets until its last one, at most a few ms).
 		f.m.forwardDelay.Observe(time.Since(p.arrival).Seconds())
 	}
 	if waiting > 0 {
