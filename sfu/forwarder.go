@@ -249,6 +249,21 @@ func (f *forwarder) startJoiners(joiners []*downTrack, frameStart bool) {
 // add queues a subscriber's track; it joins at the next packet.
 func (f *forwarder) add(d *downTrack) { f.subs.add(d) }
 
+// join adds a subscriber's track and, when a source is live, starts it at
+// once — a video joiner gets the cached GOP now rather than at the next
+// packet, which may be a frame away (or never, if the publisher paused).
+func (f *forwarder) join(d *downTrack) {
+	f.subs.add(d)
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if !f.active.Load() || !f.tl.synced {
+		return // no source yet: it starts with the first packet
+	}
+	if joiners := f.subs.admit(); joiners != nil {
+		f.startJoiners(joiners, false)
+	}
+}
+
 func (f *forwarder) remove(d *downTrack) { f.subs.remove(d) }
 
 // retransmit answers a viewer's NACK from the shared cache.

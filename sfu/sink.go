@@ -21,8 +21,8 @@ func (st *Stream) AddSink(s Sink) (remove func()) {
 	a := newDownTrack("sink", "streamd-"+st.id, webrtc.RTPCodecTypeAudio)
 	v.sink, a.sink = s, s
 	v.ssrc, a.ssrc = st.sinkSSRC[1], st.sinkSSRC[0]
-	st.video.subs.add(v)
-	st.audio.subs.add(a)
+	st.video.join(v)
+	st.audio.join(a)
 	return func() {
 		st.video.subs.remove(v)
 		st.audio.subs.remove(a)

@@ -113,3 +113,34 @@ func (w *orderWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	return len(p), nil
 }
 func (w *orderWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// A viewer that starts while the publisher is between packets gets the
+// cached GOP at once, without waiting for the next packet.
+func TestViewerStartsFromCacheAtOnce(t *testing.T) {
+	s := &SFU{}
+	if err := s.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := s.Stream("shop")
+	video := st.Publish(nopSource{}).Track(webrtc.RTPCodecTypeVideo, h264)
+	now := time.Now()
+	video.WriteRTP(pkt(1, 1000, idr, true), now)
+	video.WriteRTP(pkt(2, 4000, slice, true), now)
+	v, err := st.NewViewer(true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &orderWriter{}
+	d := v.video
+	d.params = []webrtc.RTPCodecParameters{{RTPCodecCapability: h264, PayloadType: 102}}
+	d.writer = w
+	v.Start()
+	if !slices.Equal(w.seqs, []uint16{1, 2}) {
+		t.Fatalf("a starting viewer got %v, want the cached GOP [1 2] at once", w.seqs)
+	}
+	v.Close()
+	if s.Subscribers("shop") != 0 {
+		t.Fatal("a closed viewer is still counted")
+	}
+}

@@ -16,7 +16,7 @@ func (st *Stream) AddTap(kind webrtc.RTPCodecType, w webrtc.TrackLocalWriter, co
 	d.ssrc = ssrc
 	d.writer = w
 	f := st.forwarder(kind)
-	f.add(d)
+	f.add(d) // at the next packet: the reader's session is playing by then
 	return func() { f.remove(d) }
 }
 

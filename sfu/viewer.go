@@ -65,7 +65,7 @@ func (v *Viewer) Start() {
 	v.startOnce.Do(func() {
 		for _, d := range []*downTrack{v.video, v.audio} {
 			if d != nil {
-				v.st.forwarder(d.kind).add(d)
+				v.st.forwarder(d.kind).join(d)
 			}
 		}
 	})
