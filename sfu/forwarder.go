@@ -169,17 +169,23 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 	f.cache.store(outSeq, outTS, pkt.Marker, payload)
 
+	subs := f.subs.list()
 	if f.video && (!f.holding || f.holdTS != outTS) {
 		f.endHold()
-		f.holding, f.holdTS = true, outTS
-		f.fan.begin()
+		// Only for a crowd: holding delays every other write on the
+		// socket too (RTCP and feedback to the publisher), which is worth
+		// it only when the frame goes to many viewers.
+		if len(subs) > f.tun.ParallelAbove {
+			f.holding, f.holdTS = true, outTS
+			f.fan.begin()
+		}
 	}
 	f.nPackets++
 	p := &f.pass
 	p.seq, p.ts, p.marker, p.payload = outSeq, outTS, pkt.Marker, payload
 	p.frameStart, p.arrival = frameStart, arrival
 	p.sample = f.nPackets%delaySampleEvery == 0
-	sent := f.fan.run(p, f.subs.list())
+	sent := f.fan.run(p, subs)
 	p.payload = nil
 	if pkt.Marker {
 		f.endHold()
