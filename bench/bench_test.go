@@ -262,7 +262,7 @@ func TestSEIRoundTrip(t *testing.T) {
 
 func TestPercentileAndReport(t *testing.T) {
 	s := sortedCopy([]float64{5, 1, 4, 2, 3})
-	if percentile(s, 0.5) != 3 || percentile(s, 1) != 5 || percentile(s, 0) != 1 || percentile(nil, 0.5) != 0 {
+	if percentile(s, 0.5) != 3 || percentile(s, 1) != 5 || percentile(s, 0) != 1 || !math.IsNaN(percentile(nil, 0.5)) {
 		t.Fatalf("percentiles of %v wrong", s)
 	}
 	r := Row{Scenario: "x"}
@@ -312,6 +312,51 @@ func TestSubscriberDetectsLoss(t *testing.T) {
 		}
 		if r.delayUs != 1000 {
 			t.Fatalf("delay %d µs, want 1000", r.delayUs)
+		}
+	}
+}
+
+// A step where every frame was lost has no delay: the chart leaves it out
+// (a gap, named in the legend) instead of drawing 0 ms, and CPU and loss
+// get charts of their own.
+func TestChartsShowMissingAsMissing(t *testing.T) {
+	var rows []Row
+	for _, n := range []int{50, 150, 300} {
+		r := Row{Scenario: "fanout"}
+		r.add("N", n)
+		r.add("server", "streamd")
+		d := 5.0
+		if n == 300 {
+			d = percentile(nil, 0.99) // every frame lost
+		}
+		r.add("delay_p50_ms", d)
+		r.add("delay_p99_ms", d)
+		r.add("join_p50_ms", 90.0)
+		r.add("server_cpu_ms_per_sub_s", 3.0)
+		r.add("frame_loss_pct", map[bool]float64{true: 100, false: 0}[n == 300])
+		rows = append(rows, r)
+	}
+	dir := t.TempDir()
+	if err := writeResults(dir, rows); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "fanout.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := string(b)
+	if !strings.Contains(svg, "delay_p99_ms (missing at N=300)") {
+		t.Fatalf("the lost step is not marked missing:\n%s", svg)
+	}
+	if strings.Count(svg, "<circle") != 2+2+3 {
+		t.Fatalf("want 7 points (delays at N=50,150; joins at all three), got %d", strings.Count(svg, "<circle"))
+	}
+	if strings.Contains(svg, "server_cpu") {
+		t.Fatal("CPU is drawn on the millisecond chart")
+	}
+	for _, f := range []string{"fanout-cpu.svg", "fanout-loss.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

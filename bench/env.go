@@ -31,6 +31,8 @@ type Env struct {
 
 	mu      sync.Mutex
 	bin     string
+	label   string // the server column of fanout rows ("" = "streamd")
+	binOver string // the binary of a -compare run
 	tmp     string
 	servers []*Server
 }
@@ -77,6 +79,9 @@ func (s *Server) Stop() {
 
 // streamdBinary builds ./cmd/streamd once (or returns -streamd).
 func (e *Env) streamdBinary() (string, error) {
+	if e.binOver != "" {
+		return e.binOver, nil
+	}
 	if e.Opts.Streamd != "" {
 		return e.Opts.Streamd, nil
 	}
@@ -453,7 +458,7 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 // percentile of sorted values (nearest rank); p in [0,1].
 func percentile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
-		return 0
+		return math.NaN() // no samples: missing, not 0 (written as null)
 	}
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	i = max(0, min(i, len(sorted)-1))

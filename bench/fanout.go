@@ -32,6 +32,39 @@ func dumpGoroutines(ctx context.Context, base, file string) {
 	_ = os.WriteFile(file, b, 0o644)
 }
 
+// runFanoutCompare runs fanout against this tree's streamd (or the external
+// server) and then against each -compare binary, one after the other in
+// the same run, so their rows are measured under the same conditions.
+func runFanoutCompare(ctx context.Context, e *Env) ([]Row, error) {
+	rows, err := runFanout(ctx, e)
+	for _, c := range e.Opts.Compare {
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		label, bin, ok := strings.Cut(c, "=")
+		if !ok {
+			return rows, fmt.Errorf("-compare %q: want label=path", c)
+		}
+		e.label, e.binOver = label, bin
+		var more []Row
+		more, err = runFanout(ctx, e)
+		rows = append(rows, more...)
+	}
+	e.label, e.binOver = "", ""
+	return rows, err
+}
+
+// serverLabel names the server measured now.
+func (e *Env) serverLabel() string {
+	switch {
+	case e.label != "":
+		return e.label
+	case e.Opts.WHIP != "" || e.Opts.RTSP != "":
+		return "external"
+	}
+	return "streamd"
+}
+
 func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 	o := e.Opts
 	ingest := o.Ingest
@@ -253,6 +286,7 @@ func runFanout(ctx context.Context, e *Env) ([]Row, error) {
 		sj := sortedCopy(joins)
 		r := Row{Scenario: "fanout"}
 		r.add("N", n)
+		r.add("server", e.serverLabel())
 		r.add("ingest", ingest)
 		rate := func(name string) float64 {
 			if merr != nil || merr2 != nil {

@@ -29,7 +29,11 @@ type Options struct {
 	Out       string // results dir
 	Cache     string // encoded clip cache
 	Streamd   string // prebuilt streamd binary; empty: go build ./cmd/streamd
-	PProf     bool   // start the server with --pprof
+	// Compare: more streamd binaries measured by fanout in the same run,
+	// each after this tree's, as "label=path" (rows carry the label in
+	// their server column; this tree's is "streamd").
+	Compare []string
+	PProf   bool // start the server with --pprof
 
 	ProgressOut io.Writer // the progress line (nil: stderr)
 
@@ -94,6 +98,7 @@ func main() {
 	fs.StringVar(&o.Out, "out", "", "results folder (default bench-results/<timestamp>)")
 	fs.StringVar(&o.Cache, "cache", "bench-results/cache", "cache folder for the encoded clip")
 	fs.StringVar(&o.Streamd, "streamd", "", "streamd binary to start (default: go build ./cmd/streamd)")
+	compare := fs.String("compare", "", "fanout: also measure these streamd binaries in the same run, label=path[,label=path]")
 	fs.BoolVar(&o.PProf, "pprof", false, "start streamd with --pprof (/debug/pprof on its HTTP port)")
 	fs.StringVar(&o.WHIP, "whip", "", "fanout against another server: its WHIP endpoint URL")
 	fs.StringVar(&o.WHEP, "whep", "", "fanout against another server: its WHEP endpoint URL")
@@ -137,6 +142,7 @@ func main() {
 		return
 	}
 	o.Scenarios = splitList(scen)
+	o.Compare = splitList(*compare)
 	o.Codecs = splitList(codecs)
 	var err error
 	if o.Subscribers, err = parseInts(subs); err != nil {
@@ -177,7 +183,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		e.Progress.Set("%s: starting", s)
 		switch s {
 		case "fanout":
-			rows, err = runFanout(ctx, e)
+			rows, err = runFanoutCompare(ctx, e)
 		case "overlay":
 			rows, err = runOverlay(ctx, e)
 		case "checkout":

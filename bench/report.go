@@ -148,12 +148,16 @@ func writeResults(dir string, rows []Row) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
+	// One chart per unit, so delay, CPU and loss never share an axis; one
+	// line per server when rows of several servers are in the run.
 	charts := []struct {
-		scenario, x, file, ylabel string
-		series                    []string
+		scenario, x, file, title string
+		series                   []string
 	}{
-		{"fanout", "N", "fanout.svg", "ms", []string{"delay_p50_ms", "delay_p99_ms", "join_p50_ms", "server_cpu_ms_per_sub_s"}},
-		{"overlay", "M", "overlay.svg", "ms", []string{"push_p50_ms", "push_p99_ms", "push_max_ms"}},
+		{"fanout", "N", "fanout.svg", "fanout: delay and join time (ms)", []string{"delay_p50_ms", "delay_p99_ms", "join_p50_ms"}},
+		{"fanout", "N", "fanout-cpu.svg", "fanout: server CPU ms per subscriber-second", []string{"server_cpu_ms_per_sub_s"}},
+		{"fanout", "N", "fanout-loss.svg", "fanout: frame loss (%)", []string{"frame_loss_pct"}},
+		{"overlay", "M", "overlay.svg", "overlay: push latency (ms)", []string{"push_p50_ms", "push_p99_ms", "push_max_ms"}},
 	}
 	for _, c := range charts {
 		var sel []Row
@@ -165,12 +169,55 @@ func writeResults(dir string, rows []Row) error {
 		if len(sel) == 0 {
 			continue
 		}
-		svg := lineChart(c.scenario+": "+c.ylabel+" by "+c.x, c.x, sel, c.series)
+		svg := lineChart(c.title, c.x, chartSeries(sel, c.x, c.series))
 		if err := os.WriteFile(filepath.Join(dir, c.file), []byte(svg), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// point is one value of a chart line; a missing value (NaN: the figure was
+// unavailable, e.g. no delay when every frame was lost) is a gap.
+type point struct{ x, y float64 }
+
+type line struct {
+	name string
+	pts  []point
+}
+
+// chartSeries makes one line per column, and per server when the rows
+// come from several servers (the "server" column).
+func chartSeries(rows []Row, x string, cols []string) []line {
+	var servers []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if s := r.Str("server"); !seen[s] {
+			seen[s] = true
+			servers = append(servers, s)
+		}
+	}
+	var out []line
+	for _, srv := range servers {
+		for _, c := range cols {
+			l := line{name: c}
+			if len(servers) > 1 {
+				l.name = srv + ": " + c
+			}
+			for _, r := range rows {
+				if r.Str("server") != srv {
+					continue
+				}
+				v := r.Get(c)
+				if v < 0 { // -1: n/a
+					v = math.NaN()
+				}
+				l.pts = append(l.pts, point{r.Get(x), v})
+			}
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // machine describes the box: cores and CPU model.
@@ -187,17 +234,21 @@ func machine() string {
 	return fmt.Sprintf("%d CPUs (nproc), %s", runtime.NumCPU(), model)
 }
 
-// lineChart draws series (columns) against the x column as a small SVG,
-// on a log scale when the values span more than two decades.
-func lineChart(title, x string, rows []Row, series []string) string {
-	const W, H, L, R, T, B = 680, 360, 60, 210, 30, 40
-	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"}
+// lineChart draws lines against x as a small SVG, on a log scale when the
+// values span more than two decades. Missing values break a line (and are
+// listed as missing under the legend) instead of being drawn as 0.
+func lineChart(title, x string, lines []line) string {
+	const W, H, L, R, T, B = 720, 360, 60, 250, 30, 40
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"}
 	maxX, maxY, minY := 0.0, 0.0, math.Inf(1)
-	for _, r := range rows {
-		maxX = math.Max(maxX, r.Get(x))
-		for _, s := range series {
-			if v := r.Get(s); !math.IsNaN(v) && v > 0 {
-				maxY, minY = math.Max(maxY, v), math.Min(minY, v)
+	zero := false
+	for _, l := range lines {
+		for _, p := range l.pts {
+			maxX = math.Max(maxX, p.x)
+			if !math.IsNaN(p.y) && p.y > 0 {
+				maxY, minY = math.Max(maxY, p.y), math.Min(minY, p.y)
+			} else if p.y == 0 {
+				zero = true
 			}
 		}
 	}
@@ -207,7 +258,7 @@ func lineChart(title, x string, rows []Row, series []string) string {
 	if maxY <= 0 {
 		maxY, minY = 1, 1
 	}
-	logScale := maxY/minY > 100
+	logScale := maxY/minY > 100 && !zero
 	var ticks []float64
 	var py func(v float64) float64
 	if logScale {
@@ -237,21 +288,40 @@ func lineChart(title, x string, rows []Row, series []string) string {
 	for _, v := range ticks {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", L, py(v), W-R, py(v), L-5, py(v)+4, format(v))
 	}
-	for _, r := range rows {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(r.Get(x)), H-B+16, format(r.Get(x)))
-	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", (W-R+L)/2, H-6, esc(x))
-	for i, s := range series {
-		c := colors[i%len(colors)]
-		var pts []string
-		for _, r := range rows {
-			if v := r.Get(s); !math.IsNaN(v) && v >= 0 {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(r.Get(x)), py(v)))
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", px(r.Get(x)), py(v), c)
+	xs := map[float64]bool{}
+	for _, l := range lines {
+		for _, p := range l.pts {
+			if !xs[p.x] {
+				xs[p.x] = true
+				fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(p.x), H-B+16, format(p.x))
 			}
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(pts, " "))
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="3" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", W-R+10, T+10+i*18, c, W-R+26, T+15+i*18, esc(s))
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", (W-R+L)/2, H-6, esc(x))
+	for i, l := range lines {
+		c := colors[i%len(colors)]
+		var seg, missing []string
+		flush := func() {
+			if len(seg) > 0 {
+				fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(seg, " "))
+			}
+			seg = seg[:0]
+		}
+		for _, p := range l.pts {
+			if math.IsNaN(p.y) {
+				flush()
+				missing = append(missing, format(p.x))
+				continue
+			}
+			seg = append(seg, fmt.Sprintf("%.1f,%.1f", px(p.x), py(p.y)))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", px(p.x), py(p.y), c)
+		}
+		flush()
+		label := l.name
+		if len(missing) > 0 {
+			label += " (missing at " + x + "=" + strings.Join(missing, ",") + ")"
+		}
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="3" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", W-R+10, T+10+i*18, c, W-R+26, T+15+i*18, esc(label))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()

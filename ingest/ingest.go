@@ -10,7 +10,7 @@ import (
 )
 
 // Auth checks a publish key for a stream (declared here, implemented by the
-// streams registry, wired by cmd/streamd). It returns ErrUnknownStream or
+// streams registry, wired in internal/app). It returns ErrUnknownStream or
 // ErrBadKey, or nil when the key may publish.
 type Auth interface {
 	CheckPublish(ctx context.Context, stream, key string) error

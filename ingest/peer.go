@@ -8,13 +8,14 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/streamd/streamd/internal/rtc"
 	"github.com/streamd/streamd/sfu"
 )
 
-// peerFeed is what WHIP sessions and cluster relay pulls share: a pion peer
+// peerFeed is what WHIP sessions and cluster relay pulls share: a peer
 // connection whose remote tracks feed one sfu publication.
 type peerFeed struct {
-	pc        *webrtc.PeerConnection
+	peer      *rtc.Peer
 	wg        *sync.WaitGroup // the owner's: its Close waits for the readers
 	mu        sync.Mutex
 	pub       *sfu.Publication
@@ -77,7 +78,7 @@ func (f *peerFeed) RequestKeyframe() {
 	ssrcs := append([]uint32(nil), f.videoSSRC...)
 	f.mu.Unlock()
 	for _, ssrc := range ssrcs {
-		_ = f.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		_ = f.peer.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
 }
 

@@ -13,11 +13,12 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/streamd/streamd/internal/rtc"
 	"github.com/streamd/streamd/sfu"
 )
 
 // Directory says which node of a cluster publishes a stream (declared here,
-// implemented over Redis in cmd/streamd's wiring).
+// implemented over Redis, wired in internal/app).
 type Directory interface {
 	Origin(ctx context.Context, stream string) (nodeURL string, err error)
 }
@@ -28,7 +29,10 @@ type Directory interface {
 // sfu, which fans it out here. One pull per stream per node, whatever the
 // number of local viewers; it ends when the last local viewer leaves.
 type Relay struct {
-	API      *webrtc.API // receiving side: sfu.WebRTC.PublisherAPI
+	API *webrtc.API // receiving side: rtc.WebRTC.PublisherAPI
+	// Client makes the WHEP requests to origins (default: its own client
+	// with a 10 s timeout, not http.DefaultClient's shared, unbounded one).
+	Client   *http.Client
 	SFU      *sfu.SFU
 	Dir      Directory
 	Self     string        // this node's URL, never pulled from
@@ -58,6 +62,9 @@ func (r *Relay) Initialize() error {
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Client == nil {
+		r.Client = &http.Client{Timeout: 10 * time.Second}
 	}
 	r.Self = strings.TrimRight(r.Self, "/")
 	r.pulls = map[string]*relayPull{}
@@ -178,51 +185,37 @@ type relayPull struct {
 }
 
 func (r *Relay) start(ctx context.Context, stream, origin string) (err error) {
-	pc, err := r.API.NewPeerConnection(webrtc.Configuration{})
+	peer, err := rtc.NewPeer(r.API)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			_ = pc.Close()
+			_ = peer.Close()
 		}
 	}()
-	p := &relayPull{r: r, stream: stream, peerFeed: peerFeed{pc: pc, wg: &r.wg}}
+	p := &relayPull{r: r, stream: stream, peerFeed: peerFeed{peer: peer, wg: &r.wg}}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		if _, err := peer.PC.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return err
 		}
 	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.forward(t, rcv) })
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
-			go p.Close()
-		}
-	})
-	offer, err := pc.CreateOffer(nil)
+	peer.PC.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { p.forward(t, rcv) })
+	offer, err := peer.Offer(ctx)
 	if err != nil {
 		return err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	endpoint := origin + "/whep/" + stream
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(pc.LocalDescription().SDP))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(offer))
 	req.Header.Set("Content-Type", "application/sdp")
 	if r.Credential != nil {
 		req.Header.Set("Authorization", "Bearer "+r.Credential(stream))
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := r.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("whep %s: %w", endpoint, err)
 	}
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	body, _ := io.ReadAll(io.LimitReader(res.Body, rtc.MaxSDP+1))
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
 		return fmt.Errorf("whep %s: HTTP %d: %s", endpoint, res.StatusCode, body)
@@ -230,7 +223,7 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (err error) {
 	if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
 		p.session = loc.String()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+	if err := peer.Accept(string(body)); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -238,6 +231,12 @@ func (r *Relay) start(ctx context.Context, stream, origin string) (err error) {
 	r.mu.Unlock()
 	pub := r.SFU.Stream(stream).Publish(p)
 	p.setPublication(pub)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		<-peer.Ended() // failed, or closed by Close
+		_ = p.Close()
+	}()
 	return nil
 }
 
@@ -254,13 +253,13 @@ func (p *relayPull) Close() error {
 			delete(p.r.pulls, p.stream)
 		}
 		p.r.mu.Unlock()
-		_ = p.pc.Close()
+		_ = p.peer.Close()
 		if p.session != "" {
 			// Bounded: Close runs inside a takeover, which must not hang on
 			// an origin that stopped answering.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, p.session, nil)
-			if res, err := http.DefaultClient.Do(req); err == nil {
+			if res, err := p.r.Client.Do(req); err == nil {
 				res.Body.Close()
 			}
 			cancel()

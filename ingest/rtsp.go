@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +19,7 @@ import (
 
 // StreamKeys tells the RTSP server what it needs to check a request
 // (declared here, implemented over the streams registry, wired by
-// cmd/streamd). RTSP digest authentication verifies a password against the
+// internal/app). RTSP digest authentication verifies a password against the
 // expected one, so the server asks for the key rather than checking one.
 type StreamKeys interface {
 	// StreamKey returns the stream's publish key and whether reading it
@@ -44,12 +43,11 @@ type RTSPServer struct {
 	UDPAddress string
 	SFU        *sfu.SFU
 	Streams    StreamKeys
-	// ReadIdleTimeout ends RTSP readers of a stream that has had no
-	// publisher for that long (default 10 s); a publisher that reconnects
-	// sooner keeps them.
-	ReadIdleTimeout time.Duration
-	Registerer      prometheus.Registerer
-	Logger          *slog.Logger
+	// Readers serves reading sessions (egress.RTSPReaders, started and
+	// closed with the server; nil: reading is refused).
+	Readers    Readers
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 
 	srv     *gortsplib.Server
 	tcpAddr net.Addr
@@ -59,9 +57,30 @@ type RTSPServer struct {
 
 	mu         sync.Mutex
 	publishers map[string]*rtspPublisher // current RTSP publisher of each stream
-	readers    map[*rtspReader]struct{}
-	stop       chan struct{}
-	wg         sync.WaitGroup
+}
+
+// Readers serves RTSP readers (declared here, implemented by
+// egress.RTSPReaders, wired in internal/app): the server hands it the
+// sessions that DESCRIBE, SETUP and PLAY.
+type Readers interface {
+	Start()
+	// Describe describes the live stream id for a reader; nil (and no
+	// error) when it is not live.
+	Describe(srv *gortsplib.Server, id string) (*gortsplib.ServerStream, error)
+	// Open makes the reader of session ss, reading id through st.
+	Open(ss *gortsplib.ServerSession, id string, st *gortsplib.ServerStream) Reader
+	// Close detaches every reader and returns how many were open.
+	Close() int
+}
+
+// Reader is one reading session.
+type Reader interface {
+	Stream() string
+	ServerStream() *gortsplib.ServerStream
+	// Start begins feeding the session (its PLAY answer is out).
+	Start()
+	// Close detaches it; true when this call did.
+	Close() bool
 }
 
 type rtspServerMetrics struct {
@@ -89,13 +108,8 @@ func (s *RTSPServer) Start() error {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	if s.ReadIdleTimeout == 0 {
-		s.ReadIdleTimeout = 10 * time.Second
-	}
 	s.m = newRTSPServerMetrics(s.Registerer)
 	s.publishers = map[string]*rtspPublisher{}
-	s.readers = map[*rtspReader]struct{}{}
-	s.stop = make(chan struct{})
 
 	s.srv = &gortsplib.Server{
 		Handler:     &rtspHandler{s: s},
@@ -134,8 +148,9 @@ func (s *RTSPServer) Start() error {
 		}
 		return fmt.Errorf("rtsp server on %s: %w", s.Address, err)
 	}
-	s.wg.Add(1)
-	go s.janitor()
+	if s.Readers != nil {
+		s.Readers.Start()
+	}
 	s.Logger.Info("rtsp server listening", "addr", s.Addr(), "udp_rtp", s.srv.UDPRTPAddress)
 	return nil
 }
@@ -220,9 +235,7 @@ func (s *RTSPServer) Close() {
 	if s.srv == nil {
 		return
 	}
-	close(s.stop)
 	s.srv.Close()
-	s.wg.Wait()
 	// Sessions are closed by the server; make sure nothing stays attached.
 	s.mu.Lock()
 	pubs := slices.Collect(maps.Values(s.publishers))
@@ -230,16 +243,9 @@ func (s *RTSPServer) Close() {
 	for _, p := range pubs {
 		p.end()
 	}
-	for _, r := range s.readerList() {
-		r.close()
+	if s.Readers != nil {
+		s.m.read.Sub(float64(s.Readers.Close()))
 	}
-}
-
-// readerList is a snapshot of the open readers.
-func (s *RTSPServer) readerList() []*rtspReader {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.readers))
 }
 
 // Warnings are the warnings of the stream's current RTSP publisher (e.g. an
@@ -252,25 +258,4 @@ func (s *RTSPServer) Warnings(stream string) []string {
 		return nil
 	}
 	return p.media.Warnings()
-}
-
-// janitor ends readers whose stream changed codec (their SDP no longer
-// fits) or has had no publisher for ReadIdleTimeout.
-func (s *RTSPServer) janitor() {
-	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			for _, r := range s.readerList() {
-				if reason := r.check(now, s.ReadIdleTimeout); reason != "" {
-					s.Logger.Info("rtsp reader ended", "stream", r.stream, "reason", reason)
-					r.ss.Close()
-				}
-			}
-		}
-	}
 }

@@ -6,7 +6,6 @@ package ingest
 import (
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -30,7 +29,7 @@ type connState struct {
 	mu          sync.Mutex
 	described   *gortsplib.ServerStream
 	describedID string
-	pendingPlay *rtspReader
+	pendingPlay Reader
 }
 
 // describe keeps st (nil: none) as the described stream and closes the one
@@ -69,8 +68,10 @@ func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseC
 	switch v := ctx.Session.UserData().(type) {
 	case *rtspPublisher:
 		v.end()
-	case *rtspReader:
-		v.close()
+	case Reader:
+		if v.Close() {
+			h.s.m.read.Dec()
+		}
 	}
 }
 
@@ -115,11 +116,11 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 		return res, nil, err
 	}
 	// A further SETUP (the next track) joins the session's stream.
-	if r, ok := ctx.Session.UserData().(*rtspReader); ok {
-		if r.stream != id {
+	if r, ok := ctx.Session.UserData().(Reader); ok {
+		if r.Stream() != id {
 			return respond(base.StatusBadRequest, "one stream per session"), nil, nil
 		}
-		return respond(base.StatusOK, ""), r.st, nil
+		return respond(base.StatusOK, ""), r.ServerStream(), nil
 	}
 	var st *gortsplib.ServerStream
 	if cs := stateOf(ctx.Conn); cs != nil {
@@ -130,15 +131,11 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 		cs.mu.Unlock()
 	}
 	if st == nil {
-		if st, res = h.s.newReadStream(id); res != nil {
+		if st, res = h.s.describe(id); res != nil {
 			return res, nil, nil
 		}
 	}
-	r := &rtspReader{s: h.s, stream: id, ss: ctx.Session, st: st, tracks: readTracks(st), since: time.Now()}
-	ctx.Session.SetUserData(r)
-	h.s.mu.Lock()
-	h.s.readers[r] = struct{}{}
-	h.s.mu.Unlock()
+	ctx.Session.SetUserData(h.s.Readers.Open(ctx.Session, id, st))
 	h.s.m.read.Inc()
 	return respond(base.StatusOK, ""), st, nil
 }
@@ -148,7 +145,7 @@ func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 	if res != nil {
 		return res, nil, err
 	}
-	st, res := h.s.newReadStream(id)
+	st, res := h.s.describe(id)
 	if res != nil {
 		return res, nil, nil
 	}
@@ -159,7 +156,7 @@ func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 }
 
 func (h *rtspHandler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
-	r, ok := ctx.Session.UserData().(*rtspReader)
+	r, ok := ctx.Session.UserData().(Reader)
 	if !ok {
 		return respond(base.StatusBadRequest, ""), nil
 	}
@@ -184,7 +181,7 @@ func (h *rtspHandler) OnResponse(c *gortsplib.ServerConn, res *base.Response) {
 	cs.pendingPlay = nil
 	cs.mu.Unlock()
 	if r != nil && res.StatusCode == base.StatusOK {
-		r.start()
+		r.Start()
 	}
 }
 
@@ -198,4 +195,21 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	}
 	p.start()
 	return respond(base.StatusOK, ""), nil
+}
+
+// describe builds a reader's stream of id, or the response refusing it.
+func (s *RTSPServer) describe(id string) (*gortsplib.ServerStream, *base.Response) {
+	if s.Readers == nil {
+		return nil, respond(base.StatusNotFound, "reading is not enabled on this server")
+	}
+	st, err := s.Readers.Describe(s.srv, id)
+	if err != nil {
+		s.Logger.Error("rtsp: read stream", "stream", id, "err", err)
+		return nil, respond(base.StatusInternalServerError, "")
+	}
+	if st == nil {
+		s.m.rejected.WithLabelValues("not_live").Inc()
+		return nil, respond(base.StatusNotFound, "stream "+id+" is not live")
+	}
+	return st, nil
 }

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -11,13 +10,14 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/streamd/streamd/internal/httpx"
+	"github.com/streamd/streamd/internal/rtc"
 	"github.com/streamd/streamd/internal/whipx"
 	"github.com/streamd/streamd/sfu"
 )
 
 // WHIP serves WHIP publishers. Configure the fields, then Initialize.
 type WHIP struct {
-	API            *webrtc.API // sfu.WebRTC.PublisherAPI
+	API            *webrtc.API // rtc.WebRTC.PublisherAPI
 	SFU            *sfu.SFU
 	Auth           Auth
 	ConnectTimeout time.Duration // default 15 s
@@ -104,7 +104,7 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s, answer, err := h.start(ctx, stream, offer)
 	if err != nil {
-		if errors.Is(err, errBadOffer) {
+		if errors.Is(err, rtc.ErrBadOffer) {
 			httpx.WriteError(w, http.StatusBadRequest, "bad_sdp", err.Error())
 			return
 		}
@@ -132,12 +132,9 @@ func (h *WHIP) handleSession(w http.ResponseWriter, r *http.Request) {
 		_ = s.Close()
 		w.WriteHeader(http.StatusOK)
 	case http.MethodPatch:
-		whipx.Patch(w, r, s.pc, s.etag)
+		whipx.Patch(w, r, s.peer.PC, s.etag)
 	}
 }
-
-// errBadOffer wraps SDP offers pion cannot use.
-var errBadOffer = errors.New("bad SDP offer")
 
 // whipSession is one publisher; it is the sfu Source of its publication.
 type whipSession struct {
@@ -148,55 +145,26 @@ type whipSession struct {
 	peerFeed
 
 	closeOnce sync.Once
-	connOnce  sync.Once
-	release   func() // uncounts the session's transport (set when connected)
-	connected chan struct{}
 	done      chan struct{} // closed by Close
 }
 
 func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, string, error) {
-	pc, err := h.API.NewPeerConnection(webrtc.Configuration{})
+	peer, err := rtc.NewPeer(h.API)
 	if err != nil {
-		return nil, "", fmt.Errorf("new peer connection: %w", err)
+		return nil, "", err
 	}
 	id, etag := whipx.NewSession()
-	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{pc: pc, wg: &h.wg}, connected: make(chan struct{}), done: make(chan struct{})}
-	pc.OnTrack(s.onTrack)
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			s.connOnce.Do(func() {
-				s.release = h.Transports.Connected("publisher", pc)
-				close(s.connected)
-			})
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			go s.Close()
-		}
-	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		_ = pc.Close()
-		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
-	}
-	ans, err := pc.CreateAnswer(nil)
+	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: &h.wg}, done: make(chan struct{})}
+	peer.PC.OnTrack(s.onTrack)
+	answer, err := peer.Answer(ctx, offer, nil)
 	if err != nil {
-		_ = pc.Close()
-		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(ans); err != nil {
-		_ = pc.Close()
-		return nil, "", fmt.Errorf("%w: %v", errBadOffer, err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		_ = pc.Close()
-		return nil, "", fmt.Errorf("gather candidates: %w", ctx.Err())
+		_ = peer.Close()
+		return nil, "", err
 	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		_ = pc.Close()
+		_ = peer.Close()
 		return nil, "", errors.New("shutting down")
 	}
 	h.sessions[s.id] = s
@@ -209,18 +177,24 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		t := time.NewTimer(h.ConnectTimeout)
-		defer t.Stop()
-		select {
-		case <-s.connected:
-		case <-s.done:
-		case <-t.C:
-			h.Logger.Info("publisher never connected; closing", "stream", stream, "session", s.id)
+		if err := peer.WaitConnected(context.Background(), h.ConnectTimeout); err != nil {
+			select {
+			case <-s.done:
+			default:
+				h.Logger.Info("publisher never connected; closing", "stream", stream, "session", s.id)
+			}
 			_ = s.Close()
+			return
 		}
+		defer h.Transports.Connected("publisher", peer.PC)()
+		select {
+		case <-peer.Ended():
+		case <-s.done:
+		}
+		_ = s.Close()
 	}()
 	h.Logger.Info("whip session", "stream", stream, "session", s.id)
-	return s, pc.LocalDescription().SDP, nil
+	return s, answer, nil
 }
 
 func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
@@ -232,10 +206,6 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRec
 // Close ends the session and its publication.
 func (s *whipSession) Close() error {
 	s.closeOnce.Do(func() {
-		s.connOnce.Do(func() {}) // waits for a connection being counted
-		if s.release != nil {
-			s.release()
-		}
 		close(s.done)
 		s.h.mu.Lock()
 		delete(s.h.sessions, s.id)
@@ -243,7 +213,7 @@ func (s *whipSession) Close() error {
 		if pub := s.publication(); pub != nil {
 			pub.Close()
 		}
-		_ = s.pc.Close()
+		_ = s.peer.Close()
 		s.h.Logger.Info("whip session ended", "stream", s.stream, "session", s.id)
 	})
 	return nil

@@ -22,11 +22,17 @@ type downTrack struct {
 	ssrc   uint32
 	writer webrtc.TrackLocalWriter
 
-	// Owned by the forwarder (under its write lock).
+	// Owned by the forwarder (under its write lock; during a parallel
+	// pass by the one worker that writes to this track).
 	pt           uint8
 	ptOK         bool
 	needKeyframe bool
 	hdr          rtp.Header
+
+	// An in-process sink instead of a WebRTC writer (recording, HLS).
+	sink  Sink
+	codec webrtc.RTPCodecCapability
+	pkt   rtp.Packet
 
 	// rtx is this viewer's retransmission budget (its RTCP goroutine only).
 	rtx rtxBudget
@@ -67,6 +73,11 @@ func (d *downTrack) negotiated() []webrtc.RTPCodecParameters {
 // H.264 it prefers packetization-mode=1 with the same profile.
 func (d *downTrack) selectCodec(c webrtc.RTPCodecCapability) {
 	d.ptOK = false
+	d.codec = c
+	if d.sink != nil {
+		d.pt, d.ptOK = sinkPayloadType(c), true
+		return
+	}
 	best := -1
 	for _, p := range d.negotiated() {
 		if !strings.EqualFold(p.MimeType, c.MimeType) {
@@ -109,6 +120,27 @@ func (d *downTrack) write(seq uint16, ts uint32, marker bool, payload []byte) er
 	d.hdr.Timestamp = ts
 	d.hdr.Marker = marker
 	d.hdr.SSRC = d.ssrc
+	if d.sink != nil {
+		d.pkt.Header = d.hdr
+		d.pkt.Payload = payload
+		d.sink.WriteRTP(d.kind, d.codec, &d.pkt)
+		d.pkt.Payload = nil
+		return nil
+	}
 	_, err := d.writer.WriteRTP(&d.hdr, payload)
 	return err
+}
+
+// sinkPayloadType is the payload type sinks see: the one streamd offers
+// for the codec (sinks go by the codec they are given, not by it).
+func sinkPayloadType(c webrtc.RTPCodecCapability) uint8 {
+	switch strings.ToLower(c.MimeType) {
+	case "audio/opus":
+		return 111
+	case "audio/pcmu":
+		return 0
+	case "audio/pcma":
+		return 8
+	}
+	return 96
 }

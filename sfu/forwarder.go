@@ -11,66 +11,51 @@ import (
 
 // forwarder fans one track of a stream (its video or its audio) out to every
 // subscriber. It outlives publishers: each new source is spliced into one
-// outgoing timeline (sequence numbers and timestamps continue where the last
-// source stopped), so viewers keep their sessions across reconnects and
-// takeovers, and one RTP timestamp means the same frame for every viewer —
-// which is what lets the overlay stamp a product card once for everybody.
+// outgoing timeline (timeline), so viewers keep their sessions across
+// reconnects and takeovers, and one RTP timestamp means the same frame for
+// every viewer — which is what lets the overlay stamp a product card once
+// for everybody (clock).
 //
-// The publisher's reader goroutine calls write; it walks a copy-on-write
-// slice of subscribers and writes to each synchronously. Writes go to a UDP
-// socket and never wait on a peer, and a write that fails sends that viewer
-// back to waiting for a keyframe without touching the others.
+// The publisher's reader goroutine calls write; it walks the subscriber set
+// (subs) and writes to each, in parallel above a few dozen subscribers
+// (fanout). Writes go to a UDP socket and never wait on a peer, and a write
+// that fails sends that viewer back to waiting for a keyframe without
+// touching the others.
 type forwarder struct {
 	video   bool
 	kindIdx int
 	tun     *Tuning
 	m       *metrics
+	fan     *fanout
 	// keyframeNeeded asks the publisher for a keyframe (throttled by the stream).
 	keyframeNeeded func()
 
-	subsMu     sync.Mutex
-	subs       atomic.Pointer[[]*downTrack]
-	pending    []*downTrack
-	hasPending atomic.Bool
+	subs  *subscriberSet
+	clock mediaClock
 
 	// wmu serialises everything below: the current source's writes, source
 	// switches and NACK retransmissions.
-	wmu        sync.Mutex
-	gen        uint64
-	codec      webrtc.RTPCodecCapability
-	ckind      codecKind
-	synced     bool
-	firstInSeq uint16
-	spliceTS   uint32
-	sinceSync  int
-	seqOffset  uint16
-	tsOffset   uint32
-	haveOut    bool
-	lastOutSeq uint16
-	lastOutTS  uint32
-	lastArr    time.Time
-	cache      *packetCache
-	gop        *gopCache
-	gopBytes   int
-
-	// The media clock, read without locks.
-	clockTS    atomic.Uint32
-	clockNanos atomic.Int64
-	clockRate  atomic.Uint32
-	clockStep  atomic.Uint32 // the shortest of the recent frame steps
-	steps      [8]uint32     // recent timestamp steps between frames (wmu)
-	stepIdx    int
-	active     atomic.Bool
-	// The publisher's last sender report, mapping its wall clock to its RTP
-	// timestamps (source timeline), and the source→outgoing offset.
-	srNanos    atomic.Int64
-	srRTP      atomic.Uint32
-	srOffset   atomic.Uint32
-	srOffsetOK atomic.Bool
+	wmu      sync.Mutex
+	gen      uint64
+	codec    webrtc.RTPCodecCapability
+	ckind    codecKind
+	active   atomic.Bool // a source is attached (read by the clock without the lock)
+	tl       timeline
+	cache    *packetCache
+	gop      *gopCache
+	gopBytes int
+	pass     pass // reused by every write: the hot path allocates nothing
+	nPackets uint32
+	// A video frame's packets are written in one batch (held from its first
+	// packet to its marker), so the batcher can send each viewer's share
+	// of the frame as one segmentation-offload train.
+	holding bool
+	holdTS  uint32
 }
 
-func newForwarder(video bool, tun *Tuning, m *metrics, keyframeNeeded func()) *forwarder {
-	f := &forwarder{video: video, tun: tun, m: m, keyframeNeeded: keyframeNeeded}
+func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func()) *forwarder {
+	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet()}
+	f.pass.f = f
 	if video {
 		f.kindIdx = 1
 		f.cache = newPacketCache(tun.NACKCacheSize)
@@ -78,8 +63,6 @@ func newForwarder(video bool, tun *Tuning, m *metrics, keyframeNeeded func()) *f
 	} else {
 		f.cache = newPacketCache(tun.NACKCacheSize / 4)
 	}
-	empty := []*downTrack{}
-	f.subs.Store(&empty)
 	return f
 }
 
@@ -90,14 +73,12 @@ func (f *forwarder) attach(codec webrtc.RTPCodecCapability) uint64 {
 	defer f.wmu.Unlock()
 	f.gen++
 	f.codec, f.ckind = codec, kindOfMime(codec.MimeType)
-	f.synced = false
-	f.clockRate.Store(codec.ClockRate)
-	f.srNanos.Store(0)
-	f.srOffsetOK.Store(false)
+	f.tl.newSource()
+	f.clock.newSource(codec.ClockRate)
 	if f.gop != nil {
 		f.dropGOPLocked()
 	}
-	for _, d := range *f.subs.Load() {
+	for _, d := range f.subs.list() {
 		d.selectCodec(codec)
 		d.needKeyframe = f.video
 	}
@@ -114,6 +95,22 @@ func (f *forwarder) detach(gen uint64) {
 	}
 	f.gen++
 	f.active.Store(false)
+	f.endHold()
+}
+
+// endHold ends the frame batch, if one is open.
+func (f *forwarder) endHold() {
+	if f.holding {
+		f.holding = false
+		f.fan.end()
+	}
+}
+
+// current reports the codec of the current source, if any.
+func (f *forwarder) current() (webrtc.RTPCodecCapability, bool) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return f.codec, f.active.Load()
 }
 
 // dropGOP drops the GOP cache (and its bytes from the gauge).
@@ -147,73 +144,51 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	f.m.bytesIn[f.kindIdx].Add(float64(len(payload)))
 
 	key := f.video && isKeyframeStart(f.ckind, payload)
-	if !f.synced {
+	if !f.tl.synced {
 		if f.video && !key {
 			f.m.dropBeforeKeyframe.Inc()
 			return
 		}
-		f.sync(pkt, arrival)
-	} else if f.sinceSync < 4096 {
-		// Packets from before the splice point belong to no picture the
-		// viewers can decode — except late ones of the splice keyframe
-		// itself (e.g. its SPS/PPS lost and retransmitted after the IDR),
-		// which fit in the sequence numbers sync left free for them.
-		f.sinceSync++
-		if d := int16(pkt.SequenceNumber - f.firstInSeq); d < 0 && (pkt.Timestamp != f.spliceTS || d < -spliceSlack) {
-			f.m.dropStale.Inc()
-			return
-		}
+		f.tl.splice(pkt, arrival, f.codec.ClockRate)
+		f.clock.spliced(f.tl.offset())
+	} else if f.tl.stale(pkt) {
+		f.m.dropStale.Inc()
+		return
 	}
-	outSeq := pkt.SequenceNumber + f.seqOffset
-	outTS := pkt.Timestamp + f.tsOffset
-	if !f.haveOut || int16(outSeq-f.lastOutSeq) > 0 {
-		if step := outTS - f.lastOutTS; f.haveOut && step > 0 && step < f.codec.ClockRate {
-			f.noteStep(step)
-		}
-		f.haveOut, f.lastOutSeq, f.lastOutTS, f.lastArr = true, outSeq, outTS, arrival
-		f.clockTS.Store(outTS)
-		f.clockNanos.Store(arrival.UnixNano())
+	outSeq, outTS, newest, step := f.tl.rewrite(pkt, arrival)
+	if newest {
+		f.clock.newest(outTS, arrival, step)
 	}
 	frameStart := key && (!f.gop.valid || outTS != f.gop.keyTS)
 
-	if f.hasPending.Load() {
-		f.admitPending(frameStart)
+	if joiners := f.subs.admit(); joiners != nil {
+		f.startJoiners(joiners, frameStart)
 	}
 	if f.video {
-		if frameStart {
-			f.gop.startKeyframe(outTS)
-		}
-		wasValid := f.gop.valid
-		if !f.gop.add(outSeq, outTS, pkt.Marker, payload) && wasValid {
-			f.m.gopCacheOverflows.Inc()
-		}
-		if b := f.gop.bytes(); b != f.gopBytes {
-			f.m.gopCacheBytes.Add(float64(b - f.gopBytes))
-			f.gopBytes = b
-		}
+		f.cacheGOP(frameStart, outSeq, outTS, pkt.Marker, payload)
 	}
 	f.cache.store(outSeq, outTS, pkt.Marker, payload)
 
-	sent := 0
-	for _, d := range *f.subs.Load() {
-		if d.needKeyframe {
-			if !frameStart {
-				f.m.dropWaitingKeyframe.Inc()
-				continue
-			}
-			d.needKeyframe = false
+	subs := f.subs.list()
+	if f.video && (!f.holding || f.holdTS != outTS) {
+		f.endHold()
+		// Only for a crowd: holding delays every other write on the
+		// socket too (RTCP and feedback to the publisher), which is worth
+		// it only when the frame goes to many viewers.
+		if len(subs) > f.tun.ParallelAbove {
+			f.holding, f.holdTS = true, outTS
+			f.fan.begin()
 		}
-		if !d.ptOK {
-			f.m.dropNoCodec.Inc()
-			continue
-		}
-		if err := d.write(outSeq, outTS, pkt.Marker, payload); err != nil {
-			f.m.dropWriteError.Inc()
-			d.needKeyframe = f.video
-			continue
-		}
-		sent++
-		f.m.forwardDelay.Observe(time.Since(arrival).Seconds())
+	}
+	f.nPackets++
+	p := &f.pass
+	p.seq, p.ts, p.marker, p.payload = outSeq, outTS, pkt.Marker, payload
+	p.frameStart, p.arrival = frameStart, arrival
+	p.sample = f.nPackets%delaySampleEvery == 0
+	sent := f.fan.run(p, subs)
+	p.payload = nil
+	if pkt.Marker {
+		f.endHold()
 	}
 	if sent > 0 {
 		f.m.packetsOut[f.kindIdx].Add(float64(sent))
@@ -221,59 +196,33 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 }
 
-// spliceSlack sequence numbers are left free before a splice point, for
-// late packets of the keyframe the new source is spliced in at.
-const spliceSlack = 8
+// delaySampleEvery: the forward delay is observed for one packet in this
+// many (a clock read and a histogram update per viewer per packet cost
+// about as much as the fan-out itself).
+const delaySampleEvery = 16
 
-// noteStep records the timestamp step to a new frame. The media clock
-// extrapolates by the shortest recent step: frames are not evenly spaced,
-// and extrapolating by a long one would name a frame not yet captured.
-func (f *forwarder) noteStep(step uint32) {
-	f.steps[f.stepIdx] = step
-	f.stepIdx = (f.stepIdx + 1) % len(f.steps)
-	least := step
-	for _, s := range f.steps {
-		if s != 0 && s < least {
-			least = s
-		}
+// cacheGOP keeps the packets since the last keyframe for joiners.
+func (f *forwarder) cacheGOP(frameStart bool, seq uint16, ts uint32, marker bool, payload []byte) {
+	if frameStart {
+		f.gop.startKeyframe(ts)
 	}
-	f.clockStep.Store(least)
+	wasValid := f.gop.valid
+	if !f.gop.add(seq, ts, marker, payload) && wasValid {
+		f.m.gopCacheOverflows.Inc()
+	}
+	if b := f.gop.bytes(); b != f.gopBytes {
+		f.m.gopCacheBytes.Add(float64(b - f.gopBytes))
+		f.gopBytes = b
+	}
 }
 
-// sync splices a new source into the outgoing timeline at pkt.
-func (f *forwarder) sync(pkt *rtp.Packet, arrival time.Time) {
-	if f.haveOut {
-		step := uint32(arrival.Sub(f.lastArr).Seconds() * float64(f.codec.ClockRate))
-		if step == 0 {
-			step = 1
-		}
-		f.tsOffset = f.lastOutTS + step - pkt.Timestamp
-		f.seqOffset = f.lastOutSeq + 1 + spliceSlack - pkt.SequenceNumber
-	}
-	f.spliceTS = pkt.Timestamp
-	f.synced = true
-	f.srOffset.Store(f.tsOffset)
-	f.srOffsetOK.Store(true)
-	f.firstInSeq = pkt.SequenceNumber
-	f.sinceSync = 0
-}
-
-// admitPending moves joiners into the live set. A video joiner gets the
-// cached GOP first, so it has a picture at once; if there is no usable cache
-// it waits for the next keyframe, which is requested (merged, throttled).
-func (f *forwarder) admitPending(frameStart bool) {
-	f.subsMu.Lock()
-	pend := f.pending
-	f.pending = nil
-	f.hasPending.Store(false)
-	cur := *f.subs.Load()
-	next := make([]*downTrack, 0, len(cur)+len(pend))
-	next = append(append(next, cur...), pend...)
-	f.subs.Store(&next)
-	f.subsMu.Unlock()
-
+// startJoiners decides how joiners start. A video joiner gets the cached GOP
+// first, so it has a picture at once; if there is no usable cache it waits
+// for the next keyframe, which is requested (merged, throttled).
+func (f *forwarder) startJoiners(joiners []*downTrack, frameStart bool) {
 	needKey := false
-	for _, d := range pend {
+	f.fan.begin()
+	for _, d := range joiners {
 		d.selectCodec(f.codec)
 		d.needKeyframe = false
 		if !f.video {
@@ -297,38 +246,31 @@ func (f *forwarder) admitPending(frameStart bool) {
 			needKey = true
 		}
 	}
+	f.fan.end()
 	if needKey {
 		f.keyframeNeeded()
 	}
 }
 
 // add queues a subscriber's track; it joins at the next packet.
-func (f *forwarder) add(d *downTrack) {
-	f.subsMu.Lock()
-	f.pending = append(f.pending, d)
-	f.hasPending.Store(true)
-	f.subsMu.Unlock()
+func (f *forwarder) add(d *downTrack) { f.subs.add(d) }
+
+// join adds a subscriber's track and, when a source is live, starts it at
+// once — a video joiner gets the cached GOP now rather than at the next
+// packet, which may be a frame away (or never, if the publisher paused).
+func (f *forwarder) join(d *downTrack) {
+	f.subs.add(d)
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if !f.active.Load() || !f.tl.synced {
+		return // no source yet: it starts with the first packet
+	}
+	if joiners := f.subs.admit(); joiners != nil {
+		f.startJoiners(joiners, false)
+	}
 }
 
-func (f *forwarder) remove(d *downTrack) {
-	f.subsMu.Lock()
-	defer f.subsMu.Unlock()
-	for i, p := range f.pending {
-		if p == d {
-			f.pending = append(f.pending[:i:i], f.pending[i+1:]...)
-			f.hasPending.Store(len(f.pending) > 0)
-			break
-		}
-	}
-	cur := *f.subs.Load()
-	next := make([]*downTrack, 0, len(cur))
-	for _, p := range cur {
-		if p != d {
-			next = append(next, p)
-		}
-	}
-	f.subs.Store(&next)
-}
+func (f *forwarder) remove(d *downTrack) { f.subs.remove(d) }
 
 // retransmit answers a viewer's NACK from the shared cache.
 //
@@ -370,6 +312,8 @@ func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	}
 	f.wmu.Unlock()
 	f.m.nackMissed.Add(float64(len(seqs) - len(out)))
+	f.fan.begin()
+	defer f.fan.end()
 	for _, h := range out {
 		hdr := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: h.seq, Timestamp: h.ts, Marker: h.marker, SSRC: ssrc}
 		if _, err := d.writer.WriteRTP(&hdr, buf[h.off:h.end]); err == nil {
@@ -413,52 +357,15 @@ func (f *forwarder) senderReport(gen uint64, wall time.Time, rtpTS uint32) {
 	current := gen == f.gen
 	f.wmu.Unlock()
 	if current {
-		f.srRTP.Store(rtpTS)
-		f.srNanos.Store(wall.UnixNano())
+		f.clock.senderReport(wall, rtpTS)
 	}
 }
 
-// mediaTime is the outgoing RTP timestamp of the frame live now.
-//
-// Frames reach the sfu some time after they were captured (encoder, network,
-// load). Where the publisher's sender reports map its clock to RTP time and
-// agree with ours (same machine or NTP-synced: the implied capture-to-arrival
-// delay is between 0 and 1 s), the stamp is the frame being captured now.
-// Otherwise it is the newest frame forwarded. Either way it is snapped to
-// the frame grid of the newest frame, so it names a frame viewers actually
-// receive rather than a point between two, and it never runs more than
-// maxExtrapolation past what has arrived.
+// mediaTime is the outgoing RTP timestamp of the frame live now, and
+// whether a source is attached.
 func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (uint32, bool) {
-	nanos := f.clockNanos.Load()
-	if nanos == 0 {
-		return 0, false
-	}
-	ts := f.clockTS.Load()
-	rate := float64(f.clockRate.Load())
-	ahead := now.Sub(time.Unix(0, nanos)) // since the newest packet arrived
-	if sr := f.srNanos.Load(); sr != 0 && f.srOffsetOK.Load() && now.Sub(time.Unix(0, sr)) < 30*time.Second {
-		capNow := f.srRTP.Load() + uint32(now.Sub(time.Unix(0, sr)).Seconds()*rate) + f.srOffset.Load()
-		if d := int32(capNow - ts); d >= 0 && float64(d) <= rate {
-			ahead = time.Duration(float64(d) / rate * float64(time.Second))
-		}
-	}
-	if ahead > maxExtrapolation {
-		ahead = maxExtrapolation
-	}
-	if step := f.clockStep.Load(); ahead > 0 && step > 0 {
-		// Frames are not exactly one step apart (capture jitter, load), so
-		// a point near a frame boundary is given to the earlier frame: a
-		// card stamped a frame early is still on the host's frame, one a
-		// frame late would name a frame not yet captured at the push.
-		if aheadTS := uint32(ahead.Seconds() * rate); aheadTS > step/4 {
-			ts += (aheadTS - step/4) / step * step
-		}
-	}
-	return ts, f.active.Load()
+	ts, ok := f.clock.at(now, maxExtrapolation)
+	return ts, ok && f.active.Load()
 }
 
-func (f *forwarder) count() int {
-	f.subsMu.Lock()
-	defer f.subsMu.Unlock()
-	return len(*f.subs.Load()) + len(f.pending)
-}
+func (f *forwarder) count() int { return f.subs.count() }

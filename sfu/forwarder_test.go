@@ -37,9 +37,16 @@ const errTestWrite = testErr("write failed")
 var h264 = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "packetization-mode=1;profile-level-id=42e01f"}
 
 func testForwarder(t testing.TB) (*forwarder, *int) {
+	return testForwarderWorkers(t, 1)
+}
+
+// testForwarderWorkers spreads passes over more than 4 subscribers over workers.
+func testForwarderWorkers(t testing.TB, workers int) (*forwarder, *int) {
 	tun := DefaultTuning()
 	plis := 0
-	f := newForwarder(true, &tun, newMetrics(nil), func() { plis++ })
+	fan := newFanout(nil, 4, workers)
+	t.Cleanup(fan.close)
+	f := newForwarder(true, &tun, newMetrics(), fan, func() { plis++ })
 	return f, &plis
 }
 
@@ -209,9 +216,15 @@ func TestKeyframeDetection(t *testing.T) {
 	}
 }
 
-// The fan-out allocates nothing per packet.
+// The fan-out allocates nothing per packet, alone or spread over workers.
 func TestFanoutAllocatesNothing(t *testing.T) {
-	f, _ := testForwarder(t)
+	for _, workers := range []int{1, 3} {
+		t.Run(itoa(workers), func(t *testing.T) { fanoutAllocs(t, workers) })
+	}
+}
+
+func fanoutAllocs(t *testing.T, workers int) {
+	f, _ := testForwarderWorkers(t, workers)
 	gen := f.attach(h264)
 	for i := 0; i < 50; i++ {
 		viewer(f, &sinkWriter{})
@@ -236,7 +249,7 @@ func TestFanoutAllocatesNothing(t *testing.T) {
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 300} {
 		b.Run(itoa(n), func(b *testing.B) {
-			f, _ := testForwarder(b)
+			f, _ := testForwarderWorkers(b, 1)
 			gen := f.attach(h264)
 			for i := 0; i < n; i++ {
 				viewer(f, &sinkWriter{})

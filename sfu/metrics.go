@@ -1,71 +1,127 @@
 package sfu
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"math"
+	"sync/atomic"
+	"time"
 )
 
-// metrics are resolved to their label children once, so the per-packet path
-// only does atomic adds.
+// metrics are plain atomics: the per-packet path only does atomic adds, and
+// the sfu stays free of the Prometheus client (which pulls in net/http).
+// sfu/sfumetrics exports them (Stats) to a Prometheus registry.
 type metrics struct {
-	publishers, subscribers prometheus.Gauge
-	packetsIn, bytesIn      [2]prometheus.Counter // [audio, video]
-	packetsOut, bytesOut    [2]prometheus.Counter
-	forwardDelay            prometheus.Observer
-	pliReceived, pliSent    prometheus.Counter
-	nackReceived            prometheus.Counter
-	nackRetransmitted       prometheus.Counter
-	nackMissed              prometheus.Counter
-	dropWaitingKeyframe     prometheus.Counter
-	dropWriteError          prometheus.Counter
-	dropNoCodec             prometheus.Counter
-	dropBeforeKeyframe      prometheus.Counter
-	dropTooLarge            prometheus.Counter
-	dropStale               prometheus.Counter
-	cacheReplays            prometheus.Counter
-	cacheReplayPackets      prometheus.Counter
-	gopCacheBytes           prometheus.Gauge
-	gopCacheOverflows       prometheus.Counter
+	publishers, subscribers gauge
+	packetsIn, bytesIn      [2]counter // [audio, video]
+	packetsOut, bytesOut    [2]counter
+	forwardDelay            histogram
+	pliReceived, pliSent    counter
+	nackReceived            counter
+	nackRetransmitted       counter
+	nackMissed              counter
+	dropWaitingKeyframe     counter
+	dropWriteError          counter
+	dropNoCodec             counter
+	dropBeforeKeyframe      counter
+	dropTooLarge            counter
+	dropStale               counter
+	cacheReplays            counter
+	cacheReplayPackets      counter
+	gopCacheBytes           gauge
+	gopCacheOverflows       counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	kinds := []string{"audio", "video"}
-	pin := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sfu_packets_in_total", Help: "RTP packets received from publishers."}, []string{"kind"})
-	bin := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sfu_bytes_in_total", Help: "RTP payload bytes received from publishers."}, []string{"kind"})
-	pout := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sfu_packets_out_total", Help: "RTP packets written to subscribers."}, []string{"kind"})
-	bout := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sfu_bytes_out_total", Help: "RTP payload bytes written to subscribers."}, []string{"kind"})
-	drops := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamd_sfu_dropped_packets_total", Help: "Packets not forwarded, by reason."}, []string{"reason"})
-	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "streamd_sfu_forward_delay_seconds",
-		Help:    "Time from a packet's arrival at the sfu to its write to each subscriber.",
-		Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
-	})
-	m := &metrics{
-		publishers:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_sfu_publishers", Help: "Live publishers."}),
-		subscribers:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_sfu_subscribers", Help: "Connected WHEP subscribers."}),
-		forwardDelay:        delay,
-		pliReceived:         prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_pli_received_total", Help: "PLI/FIR requests received from subscribers."}),
-		pliSent:             prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_pli_sent_total", Help: "Keyframe requests sent to publishers (after merging)."}),
-		nackReceived:        prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_nack_received_total", Help: "Packets asked for in subscriber NACKs."}),
-		nackRetransmitted:   prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_nack_retransmitted_total", Help: "Packets retransmitted from the cache."}),
-		nackMissed:          prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_nack_missed_total", Help: "NACKed packets no longer in the cache."}),
-		cacheReplays:        prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_keyframe_cache_replays_total", Help: "Joiners started from the keyframe cache."}),
-		cacheReplayPackets:  prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_keyframe_cache_replay_packets_total", Help: "Packets sent from the keyframe cache."}),
-		gopCacheBytes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_sfu_keyframe_cache_bytes", Help: "Bytes held by keyframe (GOP) caches."}),
-		gopCacheOverflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "streamd_sfu_keyframe_cache_overflows_total", Help: "GOPs larger than the cache bound."}),
-		dropWaitingKeyframe: drops.WithLabelValues("waiting_keyframe"),
-		dropWriteError:      drops.WithLabelValues("write_error"),
-		dropNoCodec:         drops.WithLabelValues("codec_not_negotiated"),
-		dropBeforeKeyframe:  drops.WithLabelValues("source_before_keyframe"),
-		dropTooLarge:        drops.WithLabelValues("too_large"),
-		dropStale:           drops.WithLabelValues("stale"),
+// forwardDelayBuckets are the upper bounds (seconds) of the forward delay histogram.
+var forwardDelayBuckets = [...]float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3}
+
+func newMetrics() *metrics { return &metrics{} }
+
+type counter struct{ n atomic.Uint64 }
+
+func (c *counter) Inc()          { c.n.Add(1) }
+func (c *counter) Add(v float64) { c.n.Add(uint64(v)) }
+func (c *counter) get() uint64   { return c.n.Load() }
+
+type gauge struct{ n atomic.Int64 }
+
+func (g *gauge) Inc()          { g.n.Add(1) }
+func (g *gauge) Dec()          { g.n.Add(-1) }
+func (g *gauge) Add(v float64) { g.n.Add(int64(v)) }
+func (g *gauge) Sub(v float64) { g.n.Add(-int64(v)) }
+func (g *gauge) get() float64  { return float64(g.n.Load()) }
+
+// histogram counts observations per bucket of forwardDelayBuckets (+Inf last).
+type histogram struct {
+	counts   [len(forwardDelayBuckets) + 1]atomic.Uint64
+	sumNanos atomic.Int64
+}
+
+func (h *histogram) Observe(sec float64) {
+	i := 0
+	for i < len(forwardDelayBuckets) && sec > forwardDelayBuckets[i] {
+		i++
 	}
-	for i, k := range kinds {
-		m.packetsIn[i], m.bytesIn[i] = pin.WithLabelValues(k), bin.WithLabelValues(k)
-		m.packetsOut[i], m.bytesOut[i] = pout.WithLabelValues(k), bout.WithLabelValues(k)
+	h.counts[i].Add(1)
+	h.sumNanos.Add(int64(sec * float64(time.Second)))
+}
+
+// Histogram is a snapshot of a histogram: cumulative counts per upper bound.
+type Histogram struct {
+	Count   uint64
+	Sum     float64 // seconds
+	Buckets map[float64]uint64
+}
+
+func (h *histogram) snapshot() Histogram {
+	out := Histogram{Buckets: make(map[float64]uint64, len(forwardDelayBuckets)), Sum: float64(h.sumNanos.Load()) / float64(time.Second)}
+	var cum uint64
+	for i := range h.counts {
+		cum += h.counts[i].Load()
+		if i < len(forwardDelayBuckets) {
+			out.Buckets[forwardDelayBuckets[i]] = cum
+		}
 	}
-	if reg != nil {
-		reg.MustRegister(pin, bin, pout, bout, drops, delay, m.publishers, m.subscribers, m.pliReceived, m.pliSent,
-			m.nackReceived, m.nackRetransmitted, m.nackMissed, m.cacheReplays, m.cacheReplayPackets, m.gopCacheBytes, m.gopCacheOverflows)
+	out.Count = cum
+	return out
+}
+
+// Stats is a snapshot of the sfu's metrics.
+type Stats struct {
+	Publishers, Subscribers float64
+	// [0] audio, [1] video.
+	PacketsIn, BytesIn, PacketsOut, BytesOut [2]uint64
+	ForwardDelay                             Histogram
+	PLIReceived, PLISent                     uint64
+	NACKReceived, NACKRetransmitted          uint64
+	NACKMissed                               uint64
+	// Drops by reason.
+	Drops                            map[string]uint64
+	CacheReplays, CacheReplayPackets uint64
+	KeyframeCacheBytes               float64
+	KeyframeCacheOverflows           uint64
+}
+
+// Stats reads the sfu's metrics.
+func (s *SFU) Stats() Stats {
+	m := s.m
+	st := Stats{
+		Publishers: m.publishers.get(), Subscribers: m.subscribers.get(),
+		ForwardDelay: m.forwardDelay.snapshot(),
+		PLIReceived:  m.pliReceived.get(), PLISent: m.pliSent.get(),
+		NACKReceived: m.nackReceived.get(), NACKRetransmitted: m.nackRetransmitted.get(), NACKMissed: m.nackMissed.get(),
+		Drops: map[string]uint64{
+			"waiting_keyframe":       m.dropWaitingKeyframe.get(),
+			"write_error":            m.dropWriteError.get(),
+			"codec_not_negotiated":   m.dropNoCodec.get(),
+			"source_before_keyframe": m.dropBeforeKeyframe.get(),
+			"too_large":              m.dropTooLarge.get(),
+			"stale":                  m.dropStale.get(),
+		},
+		CacheReplays: m.cacheReplays.get(), CacheReplayPackets: m.cacheReplayPackets.get(),
+		KeyframeCacheBytes: math.Max(0, m.gopCacheBytes.get()), KeyframeCacheOverflows: m.gopCacheOverflows.get(),
 	}
-	return m
+	for i := range 2 {
+		st.PacketsIn[i], st.BytesIn[i] = m.packetsIn[i].get(), m.bytesIn[i].get()
+		st.PacketsOut[i], st.BytesOut[i] = m.packetsOut[i].get(), m.bytesOut[i].get()
+	}
+	return st
 }

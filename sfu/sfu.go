@@ -1,26 +1,23 @@
-// Package sfu is the selective forwarding unit: per stream it takes the
-// tracks of one live publisher (whatever the ingest) and forwards them to
-// every WHEP subscriber on one shared outgoing RTP timeline. It keeps a
-// keyframe (GOP) cache for fast joins, merges keyframe requests, answers
-// NACKs from a shared packet cache, and tells the overlay which RTP timestamp
-// is live now (the media clock).
+// Package sfu is the selective forwarding unit, the media core only: per
+// stream it takes the tracks of one live publisher (whatever the ingest) and
+// forwards them to every viewer and in-process sink on one shared outgoing
+// RTP timeline. It keeps a keyframe (GOP) cache for fast joins, merges
+// keyframe requests, answers NACKs from a shared packet cache, and tells the
+// overlay which RTP timestamp is live now (the media clock). Signalling
+// (WHIP, WHEP, RTSP) lives in ingest and egress; this package imports no
+// net/http.
 package sfu
 
 import (
-	"context"
 	"errors"
 	"log/slog"
-	"net/http"
+	"runtime"
 	"sync"
 	"time"
-
-	"github.com/pion/webrtc/v4"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/streamd/streamd/internal/whipx"
 )
 
-// Tuning holds the sfu's knobs with their defaults (DefaultTuning).
+// Tuning holds the sfu's knobs. A zero field takes its default
+// (DefaultTuning), field by field.
 type Tuning struct {
 	// PLIInterval merges keyframe requests: at most one per interval reaches a publisher.
 	PLIInterval time.Duration
@@ -28,14 +25,17 @@ type Tuning struct {
 	KeyframeCacheBytes int
 	// NACKCacheSize is the number of recent video packets kept for retransmission.
 	NACKCacheSize int
-	// ConnectTimeout ends a session whose peer has not connected by then.
-	ConnectTimeout time.Duration
 	// ClockExtrapolation bounds how far the media clock runs past the newest packet.
 	ClockExtrapolation time.Duration
 	// LiveTimeout: a publisher silent for longer is not "live" for the media clock.
 	LiveTimeout time.Duration
 	// RetransmitRate caps NACK retransmissions per viewer track (packets/s).
 	RetransmitRate float64
+	// ParallelAbove: a fan-out pass to more subscribers than this is spread
+	// over FanoutWorkers goroutines.
+	ParallelAbove int
+	// FanoutWorkers writing one pass at once (default: one per core).
+	FanoutWorkers int
 }
 
 // DefaultTuning returns the defaults.
@@ -44,80 +44,95 @@ func DefaultTuning() Tuning {
 		PLIInterval:        500 * time.Millisecond,
 		KeyframeCacheBytes: 8 << 20,
 		NACKCacheSize:      1024,
-		ConnectTimeout:     15 * time.Second,
 		ClockExtrapolation: 500 * time.Millisecond,
 		LiveTimeout:        3 * time.Second,
 		RetransmitRate:     400,
+		ParallelAbove:      24,
+		FanoutWorkers:      runtime.GOMAXPROCS(0),
 	}
 }
 
-// Registry tells the sfu which streams exist (declared here, implemented by
-// the streams registry and wired by cmd/streamd).
-type Registry interface {
-	StreamExists(ctx context.Context, id string) (bool, error)
+// withDefaults fills each zero field from DefaultTuning: setting one knob
+// must not zero the others.
+func (t Tuning) withDefaults() Tuning {
+	d := DefaultTuning()
+	def := func(v *time.Duration, dv time.Duration) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	defInt := func(v *int, dv int) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	def(&t.PLIInterval, d.PLIInterval)
+	def(&t.ClockExtrapolation, d.ClockExtrapolation)
+	def(&t.LiveTimeout, d.LiveTimeout)
+	defInt(&t.KeyframeCacheBytes, d.KeyframeCacheBytes)
+	defInt(&t.NACKCacheSize, d.NACKCacheSize)
+	defInt(&t.ParallelAbove, d.ParallelAbove)
+	defInt(&t.FanoutWorkers, d.FanoutWorkers)
+	if t.RetransmitRate == 0 {
+		t.RetransmitRate = d.RetransmitRate
+	}
+	return t
 }
 
-// ErrUnknownStream is returned for streams the registry does not know.
-var ErrUnknownStream = errors.New("unknown stream")
+// ErrClosed is returned once the sfu is shutting down.
+var ErrClosed = errors.New("sfu closed")
 
 // SFU owns the streams. Configure the exported fields, then Initialize.
 type SFU struct {
-	API      *webrtc.API // the subscriber API (WebRTC.SubscriberAPI)
-	Registry Registry
-	Tuning   Tuning // zero value: DefaultTuning
-	OnLive   func(stream string, live bool)
-	// OnSubscribe is told when a viewer session starts (a cluster node uses
-	// it to pull a stream published on another node).
-	OnSubscribe func(stream string)
-	// ICELinks are the Link headers (TURN servers) of WHEP answers; nil: none.
-	ICELinks func(*http.Request) []string
-	// Transports counts viewer sessions by transport (nil: not counted).
-	Transports *whipx.Transports
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Tuning Tuning // zero fields: DefaultTuning's
+	// Batch groups each fan-out pass's UDP writes (rtc.BatchConn; nil: none).
+	Batch  Batcher
+	OnLive func(stream string, live bool)
+	// Logger: nil means none. Metrics: Stats (sfu/sfumetrics exports them).
+	Logger *slog.Logger
 
-	m        *metrics
-	mu       sync.Mutex
-	streams  map[string]*Stream
-	sessions map[string]*Subscriber
-	closed   bool
-	wg       sync.WaitGroup
+	m       *metrics
+	fan     *fanout
+	mu      sync.Mutex
+	streams map[string]*Stream
+	viewers map[*Viewer]struct{}
+	closed  bool
 }
 
-// Initialize prepares the sfu.
+// Initialize prepares the sfu and starts the fan-out workers.
 func (s *SFU) Initialize() error {
-	if s.Tuning == (Tuning{}) {
-		s.Tuning = DefaultTuning()
-	}
+	s.Tuning = s.Tuning.withDefaults()
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.m = newMetrics(s.Registerer)
+	s.m = newMetrics()
+	s.fan = newFanout(s.Batch, s.Tuning.ParallelAbove, s.Tuning.FanoutWorkers)
 	s.streams = map[string]*Stream{}
-	s.sessions = map[string]*Subscriber{}
+	s.viewers = map[*Viewer]struct{}{}
 	return nil
 }
 
-// Close ends every session and publication.
+// Close ends every viewer and publication, then stops the workers. Ingest
+// sessions must be closed first (their writers stop with them).
 func (s *SFU) Close() {
 	s.mu.Lock()
 	s.closed = true
-	subs := make([]*Subscriber, 0, len(s.sessions))
-	for _, sub := range s.sessions {
-		subs = append(subs, sub)
+	viewers := make([]*Viewer, 0, len(s.viewers))
+	for v := range s.viewers {
+		viewers = append(viewers, v)
 	}
 	streams := make([]*Stream, 0, len(s.streams))
 	for _, st := range s.streams {
 		streams = append(streams, st)
 	}
 	s.mu.Unlock()
-	for _, sub := range subs {
-		sub.Close()
+	for _, v := range viewers {
+		v.end()
 	}
 	for _, st := range streams {
 		st.unpublishAll()
 	}
-	s.wg.Wait()
+	s.fan.close()
 }
 
 // Stream returns the stream with that id, creating its state on first use.
@@ -138,15 +153,15 @@ func (s *SFU) RemoveStream(id string) {
 	s.mu.Lock()
 	st := s.streams[id]
 	delete(s.streams, id)
-	var subs []*Subscriber
-	for _, sub := range s.sessions {
-		if sub.st.id == id {
-			subs = append(subs, sub)
+	var viewers []*Viewer
+	for v := range s.viewers {
+		if v.st.id == id {
+			viewers = append(viewers, v)
 		}
 	}
 	s.mu.Unlock()
-	for _, sub := range subs {
-		sub.Close()
+	for _, v := range viewers {
+		v.end()
 	}
 	if st != nil {
 		st.unpublishAll()
@@ -182,8 +197,8 @@ func (s *SFU) WatchedStreams() []string {
 	defer s.mu.Unlock()
 	seen := map[string]bool{}
 	var out []string
-	for _, sub := range s.sessions {
-		if id := sub.st.id; !seen[id] {
+	for v := range s.viewers {
+		if id := v.st.id; !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
@@ -191,7 +206,8 @@ func (s *SFU) WatchedStreams() []string {
 	return out
 }
 
-// Subscribers reports the number of WHEP sessions on the stream.
+// Subscribers reports the number of viewers (and RTSP readers) receiving
+// the stream's video.
 func (s *SFU) Subscribers(stream string) int {
 	st := s.lookup(stream)
 	if st == nil {

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,15 +26,17 @@ type Stream struct {
 	video *forwarder
 	audio *forwarder
 
-	mu      sync.Mutex
-	pub     *Publication
-	lastPLI atomic.Int64
+	mu       sync.Mutex
+	pub      *Publication
+	lastPLI  atomic.Int64
+	sinkSSRC [2]uint32 // [audio, video]: the SSRCs sinks see
 }
 
 func newStream(id string, s *SFU) *Stream {
 	st := &Stream{id: id, s: s}
-	st.video = newForwarder(true, &s.Tuning, s.m, st.requestKeyframe)
-	st.audio = newForwarder(false, &s.Tuning, s.m, func() {})
+	st.video = newForwarder(true, &s.Tuning, s.m, s.fan, st.requestKeyframe)
+	st.audio = newForwarder(false, &s.Tuning, s.m, s.fan, func() {})
+	st.sinkSSRC = [2]uint32{rand.Uint32(), rand.Uint32()}
 	return st
 }
 
@@ -79,7 +82,7 @@ func (st *Stream) Live() bool {
 // MediaTime is the outgoing RTP timestamp of the video frame live at now.
 func (st *Stream) MediaTime(now time.Time) (uint32, bool) {
 	ts, ok := st.video.mediaTime(now, st.s.Tuning.ClockExtrapolation)
-	if !ok || now.Sub(time.Unix(0, st.video.clockNanos.Load())) > st.s.Tuning.LiveTimeout {
+	if !ok || now.Sub(st.video.clock.lastArrival()) > st.s.Tuning.LiveTimeout {
 		return ts, false
 	}
 	return ts, true

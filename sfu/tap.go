@@ -16,14 +16,11 @@ func (st *Stream) AddTap(kind webrtc.RTPCodecType, w webrtc.TrackLocalWriter, co
 	d.ssrc = ssrc
 	d.writer = w
 	f := st.forwarder(kind)
-	f.add(d)
+	f.add(d) // at the next packet: the reader's session is playing by then
 	return func() { f.remove(d) }
 }
 
 // Codec reports the codec of the stream's current source of that kind.
 func (st *Stream) Codec(kind webrtc.RTPCodecType) (webrtc.RTPCodecCapability, bool) {
-	f := st.forwarder(kind)
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	return f.codec, f.active.Load()
+	return st.forwarder(kind).current()
 }

@@ -28,17 +28,20 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/streamd/streamd/cart"
+	"github.com/streamd/streamd/egress"
 	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
 	"github.com/streamd/streamd/images"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/mail"
+	"github.com/streamd/streamd/internal/rtc"
 	"github.com/streamd/streamd/internal/signer"
 	"github.com/streamd/streamd/internal/turn"
 	"github.com/streamd/streamd/internal/whipx"
 	"github.com/streamd/streamd/overlay"
 	"github.com/streamd/streamd/sfu"
+	"github.com/streamd/streamd/sfu/sfumetrics"
 	"github.com/streamd/streamd/showroom"
 	"github.com/streamd/streamd/streams"
 	"github.com/streamd/streamd/web"
@@ -50,6 +53,7 @@ type App struct {
 	Logger   *slog.Logger
 	Streams  *streams.Registry
 	SFU      *sfu.SFU
+	WHEP     *egress.WHEP
 	WHIP     *ingest.WHIP
 	Cart     *cart.Service
 	Overlay  *overlay.Server
@@ -73,7 +77,7 @@ type App struct {
 	db       *bolt.DB
 	rdb      *redis.Client
 	redisBus *overlay.RedisBus // nil: the in-process bus
-	net      *sfu.WebRTC
+	net      *rtc.WebRTC
 	turn     *turn.Server // nil unless --turn
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
@@ -165,8 +169,8 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 		return nil, err
 	}
 
-	// Media: one UDP port, the sfu, WHIP ingest.
-	a.net, err = sfu.NewWebRTC(sfu.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
+	// Media: one UDP port, the sfu, WHEP egress, WHIP ingest.
+	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
 	if err != nil {
 		return nil, listenFailure("WebRTC UDP", "--webrtc-udp", cfg.WebRTCUDP, err)
 	}
@@ -175,11 +179,18 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 		return nil, err
 	}
 	transports := whipx.NewTransports(a.reg)
-	a.SFU = &sfu.SFU{API: a.net.SubscriberAPI(), Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "sfu")}
+	a.SFU = &sfu.SFU{Batch: a.net.Batch(), Logger: logger.With("pkg", "sfu")}
 	if err := a.SFU.Initialize(); err != nil {
 		return nil, err
 	}
+	sfumetrics.Register(a.reg, a.SFU)
+	a.registerBatchMetrics()
 	a.closers = append(a.closers, a.SFU.Close)
+	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whep")}
+	if err := a.WHEP.Initialize(); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.WHEP.Close)
 	a.WHIP = &ingest.WHIP{API: a.net.PublisherAPI(), SFU: a.SFU, Auth: publishAuth{a.Streams}, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whip")}
 	if err := a.WHIP.Initialize(); err != nil {
 		return nil, err
@@ -213,7 +224,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 }
 
 func (a *App) streamStatus(id string) streams.Status {
-	viewers := a.SFU.Subscribers(id) - a.previews.count(id, func(sid string) bool { return a.SFU.Session(sid) != nil })
+	viewers := a.SFU.Subscribers(id) - a.previews.count(id, a.WHEP.HasSession)
 	st := streams.Status{Live: a.SFU.Live(id), Viewers: max(0, viewers)}
 	a.rtspStatus(id, &st)
 	if a.Recorder != nil {
@@ -231,7 +242,7 @@ func (a *App) routes() {
 	// of handlers other packages register. The preview recorder marks the
 	// console's preview, which is no viewer.
 	whepMux := http.NewServeMux()
-	a.SFU.Register(whepMux)
+	a.WHEP.Register(whepMux)
 	whep := a.previews.wrap(a.Config.StaffToken, whepMux)
 	m.Handle("POST /whep/{stream}", whepCORS(a.Streams.RequireViewer(whep)))
 	m.Handle("/whep/", whep)
@@ -380,4 +391,21 @@ func loadOrCreateToken(path string) (string, error) {
 		return "", fmt.Errorf("write staff token: %w", err)
 	}
 	return t, nil
+}
+
+// registerBatchMetrics exports how the WebRTC socket's sends are batched.
+func (a *App) registerBatchMetrics() {
+	b := a.net.Batch()
+	stat := func(i int) func() float64 {
+		return func() float64 {
+			s, n, e, t := b.Stats()
+			return float64([]uint64{s, n, e, t}[i])
+		}
+	}
+	a.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_batched_datagrams_total", Help: "UDP datagrams sent in sendmmsg batches (fan-out passes)."}, stat(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_send_batches_total", Help: "sendmmsg calls."}, stat(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_batch_errors_total", Help: "Datagrams of a batch the kernel refused."}, stat(2)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_gso_trains_total", Help: "Datagram trains sent with UDP segmentation offload (one send for a frame's packets to one viewer)."}, stat(3)),
+	)
 }

@@ -140,7 +140,7 @@ func TestBadInputWHIPWHEP(t *testing.T) {
 func TestPeerThatNeverConnects(t *testing.T) {
 	a := startApp(t, nil)
 	a.WHIP.ConnectTimeout = time.Second
-	a.SFU.Tuning.ConnectTimeout = time.Second
+	a.WHEP.ConnectTimeout = time.Second
 	key := createStream(t, a, "ghost")
 	time.Sleep(200 * time.Millisecond)
 	before := runtime.NumGoroutine()

@@ -56,7 +56,7 @@ func (a *App) initCluster() error {
 		return err
 	}
 	a.cluster = c
-	a.SFU.OnSubscribe = c.relay.Kick
+	a.WHEP.OnSubscribe = c.relay.Kick
 	stopRefresh := every(originTTL/3, c.refresh)
 	a.closers = append(a.closers, func() {
 		stopRefresh()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bluenviron/gortsplib/v4"
 	"time"
 
+	"github.com/streamd/streamd/egress"
 	"github.com/streamd/streamd/ingest"
 	"github.com/streamd/streamd/streams"
 )
@@ -23,7 +25,8 @@ func (a *App) initRTSP() error {
 	a.closers = append(a.closers, a.RTSPPull.Close)
 
 	if a.Config.RTSP != "" {
-		a.RTSP = &ingest.RTSPServer{Address: a.Config.RTSP, SFU: a.SFU, Streams: rtspKeys{a.Streams}, Registerer: a.reg, Logger: logger}
+		readers := rtspReaders{&egress.RTSPReaders{SFU: a.SFU, Logger: logger}}
+		a.RTSP = &ingest.RTSPServer{Address: a.Config.RTSP, SFU: a.SFU, Streams: rtspKeys{a.Streams}, Readers: readers, Registerer: a.reg, Logger: logger}
 		if err := a.RTSP.Start(); err != nil {
 			return rtspFailure(a.Config.RTSP, err)
 		}
@@ -94,4 +97,11 @@ func (k rtspKeys) StreamKey(ctx context.Context, stream string) (string, bool, e
 		return "", false, err
 	}
 	return rec.PublishKey, rec.Private, nil
+}
+
+// rtspReaders adapts egress's RTSP readers to the RTSP server's Readers.
+type rtspReaders struct{ *egress.RTSPReaders }
+
+func (r rtspReaders) Open(ss *gortsplib.ServerSession, id string, st *gortsplib.ServerStream) ingest.Reader {
+	return r.RTSPReaders.Open(ss, id, st)
 }

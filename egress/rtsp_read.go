@@ -1,22 +1,101 @@
 // RTSP readers: describing a live stream's codecs and feeding each reader
-// from sfu taps, as a WHEP viewer is fed.
+// from sfu taps, as a WHEP viewer is fed. The RTSP server (ingest's: one
+// port for publishers and readers) hands reading sessions to RTSPReaders.
 
-package ingest
+package egress
 
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/streamd/streamd/sfu"
 )
+
+// RTSPReaders serves the RTSP readers of live streams. Configure the
+// fields, then Start; the RTSP server calls Describe, Open and the readers'
+// methods from its session callbacks.
+type RTSPReaders struct {
+	SFU *sfu.SFU
+	// ReadIdleTimeout ends readers of a stream that has had no publisher
+	// for that long (default 10 s); a publisher that reconnects sooner
+	// keeps them.
+	ReadIdleTimeout time.Duration
+	Logger          *slog.Logger
+
+	mu      sync.Mutex
+	readers map[*RTSPReader]struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Start starts the janitor.
+func (rs *RTSPReaders) Start() {
+	if rs.ReadIdleTimeout == 0 {
+		rs.ReadIdleTimeout = 10 * time.Second
+	}
+	if rs.Logger == nil {
+		rs.Logger = slog.New(slog.DiscardHandler)
+	}
+	rs.readers = map[*RTSPReader]struct{}{}
+	rs.stop = make(chan struct{})
+	rs.wg.Add(1)
+	go rs.janitor()
+}
+
+// Close stops the janitor and detaches every reader; it returns how many
+// were still open.
+func (rs *RTSPReaders) Close() int {
+	close(rs.stop)
+	rs.wg.Wait()
+	n := 0
+	for _, r := range rs.list() {
+		if r.Close() {
+			n++
+		}
+	}
+	return n
+}
+
+func (rs *RTSPReaders) list() []*RTSPReader {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]*RTSPReader, 0, len(rs.readers))
+	for r := range rs.readers {
+		out = append(out, r)
+	}
+	return out
+}
+
+// janitor ends readers whose stream changed codec (their SDP no longer
+// fits) or has had no publisher for ReadIdleTimeout.
+func (rs *RTSPReaders) janitor() {
+	defer rs.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-rs.stop:
+			return
+		case now := <-t.C:
+			for _, r := range rs.list() {
+				if reason := r.check(now, rs.ReadIdleTimeout); reason != "" {
+					rs.Logger.Info("rtsp reader ended", "stream", r.stream, "reason", reason)
+					r.ss.Close()
+				}
+			}
+		}
+	}
+}
 
 // readerTrack is one kind a reader gets: its media in the reader's SDP and
 // the codec it was described with.
@@ -26,16 +105,17 @@ type readerTrack struct {
 	pt    uint8
 }
 
-// newReadStream describes a live stream's current codecs for a reader.
-func (s *RTSPServer) newReadStream(id string) (*gortsplib.ServerStream, *base.Response) {
-	st := s.SFU.Stream(id)
+// Describe describes a live stream's current codecs for a reader of srv:
+// nil when there is nothing to read (no publisher, or nothing RTSP carries).
+func (rs *RTSPReaders) Describe(srv *gortsplib.Server, id string) (*gortsplib.ServerStream, error) {
+	st := rs.SFU.Stream(id)
 	desc := &description.Session{Title: id}
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		c, ok := st.Codec(kind)
 		if !ok {
 			continue
 		}
-		f := rtspFormat(c)
+		f := RTSPFormat(c)
 		if f == nil {
 			continue
 		}
@@ -45,20 +125,18 @@ func (s *RTSPServer) newReadStream(id string) (*gortsplib.ServerStream, *base.Re
 		}
 		desc.Medias = append(desc.Medias, &description.Media{Type: mt, Formats: []format.Format{f}})
 	}
-	if len(desc.Medias) == 0 || !s.SFU.Live(id) {
-		s.m.rejected.WithLabelValues("not_live").Inc()
-		return nil, respond(base.StatusNotFound, "stream "+id+" is not live")
+	if len(desc.Medias) == 0 || !rs.SFU.Live(id) {
+		return nil, nil
 	}
-	ss := &gortsplib.ServerStream{Server: s.srv, Desc: desc}
+	ss := &gortsplib.ServerStream{Server: srv, Desc: desc}
 	if err := ss.Initialize(); err != nil {
-		s.Logger.Error("rtsp: read stream", "stream", id, "err", err)
-		return nil, respond(base.StatusInternalServerError, "")
+		return nil, err
 	}
 	return ss, nil
 }
 
-// rtspFormat is how an sfu codec is described to RTSP readers.
-func rtspFormat(c webrtc.RTPCodecCapability) format.Format {
+// RTSPFormat is how an sfu codec is described to RTSP readers.
+func RTSPFormat(c webrtc.RTPCodecCapability) format.Format {
 	switch strings.ToLower(c.MimeType) {
 	case strings.ToLower(webrtc.MimeTypeH264):
 		return &format.H264{PayloadTyp: 96, PacketizationMode: 1}
@@ -80,7 +158,7 @@ func rtspFormat(c webrtc.RTPCodecCapability) format.Format {
 	return nil
 }
 
-// codecOfFormat is the inverse of rtspFormat, for the reader's taps.
+// codecOfFormat is the inverse of RTSPFormat, for the reader's taps.
 func codecOfFormat(f format.Format) webrtc.RTPCodecCapability {
 	switch f := f.(type) {
 	case *format.H264:
@@ -117,10 +195,20 @@ func readTracks(st *gortsplib.ServerStream) map[webrtc.RTPCodecType]readerTrack 
 	return out
 }
 
-// rtspReader is one RTSP reader session: its own gortsplib stream fed by
+// Open makes the reader of session ss, reading stream id through st (from
+// Describe).
+func (rs *RTSPReaders) Open(ss *gortsplib.ServerSession, id string, st *gortsplib.ServerStream) *RTSPReader {
+	r := &RTSPReader{rs: rs, stream: id, ss: ss, st: st, tracks: readTracks(st), since: time.Now()}
+	rs.mu.Lock()
+	rs.readers[r] = struct{}{}
+	rs.mu.Unlock()
+	return r
+}
+
+// RTSPReader is one RTSP reader session: its own gortsplib stream fed by
 // sfu taps, so that it joins like a WHEP viewer (from the keyframe cache).
-type rtspReader struct {
-	s      *RTSPServer
+type RTSPReader struct {
+	rs     *RTSPReaders
 	stream string
 	ss     *gortsplib.ServerSession
 	st     *gortsplib.ServerStream
@@ -133,32 +221,40 @@ type rtspReader struct {
 	since   time.Time // when the stream was last seen live
 }
 
-func (r *rtspReader) start() {
+// Stream is the id of the stream read.
+func (r *RTSPReader) Stream() string { return r.stream }
+
+// ServerStream is the reader's gortsplib stream.
+func (r *RTSPReader) ServerStream() *gortsplib.ServerStream { return r.st }
+
+// Start attaches the taps (once the answer to PLAY is out, so the keyframe
+// cache replayed to the joiner is not lost).
+func (r *RTSPReader) Start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started || r.closed {
 		return
 	}
 	r.started = true
-	st := r.s.SFU.Stream(r.stream)
+	st := r.rs.SFU.Stream(r.stream)
 	for kind, t := range r.tracks {
 		w := &tapWriter{st: r.st, medi: t.medi}
 		codecs := []webrtc.RTPCodecParameters{{RTPCodecCapability: t.codec, PayloadType: webrtc.PayloadType(t.pt)}}
 		r.removes = append(r.removes, st.AddTap(kind, w, codecs, randomSSRC()))
 	}
-	r.s.Logger.Info("rtsp reader", "stream", r.stream, "tracks", len(r.tracks))
+	r.rs.Logger.Info("rtsp reader", "stream", r.stream, "tracks", len(r.tracks))
 }
 
 // check says why the reader should end, if it should.
-func (r *rtspReader) check(now time.Time, idle time.Duration) string {
-	live := r.s.SFU.Live(r.stream)
+func (r *RTSPReader) check(now time.Time, idle time.Duration) string {
+	live := r.rs.SFU.Live(r.stream)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if live {
 		r.since = now
 		// Only a live stream is looked up: SFU.Stream would bring a deleted
 		// one back.
-		st := r.s.SFU.Stream(r.stream)
+		st := r.rs.SFU.Stream(r.stream)
 		for kind, t := range r.tracks {
 			if c, ok := st.Codec(kind); ok && !strings.EqualFold(c.MimeType, t.codec.MimeType) {
 				return "the stream's " + kind.String() + " codec changed to " + c.MimeType
@@ -172,11 +268,12 @@ func (r *rtspReader) check(now time.Time, idle time.Duration) string {
 	return ""
 }
 
-func (r *rtspReader) close() {
+// Close detaches the reader; it reports whether this call closed it.
+func (r *RTSPReader) Close() bool {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.closed = true
 	removes := r.removes
@@ -186,13 +283,10 @@ func (r *rtspReader) close() {
 		rm()
 	}
 	r.st.Close()
-	r.s.mu.Lock()
-	_, ok := r.s.readers[r]
-	delete(r.s.readers, r)
-	r.s.mu.Unlock()
-	if ok {
-		r.s.m.read.Dec()
-	}
+	r.rs.mu.Lock()
+	delete(r.rs.readers, r)
+	r.rs.mu.Unlock()
+	return true
 }
 
 // tapWriter hands the sfu's packets to a reader's gortsplib stream, which

@@ -1,4 +1,4 @@
-package sfu
+package rtc
 
 import (
 	"fmt"
@@ -30,8 +30,9 @@ type NetConfig struct {
 // for publishers (NACK generation, receiver reports, TWCC so browser
 // encoders can ramp up) and one for subscribers (sender reports only; NACKs
 // are answered from the sfu's shared per-track cache, not a per-viewer copy).
+// The socket is a BatchConn, so the sfu's fan-out passes go out with sendmmsg.
 type WebRTC struct {
-	conn   net.PacketConn
+	conn   *BatchConn
 	mux    ice.UDPMux
 	tcpLn  net.Listener
 	tcpMux ice.TCPMux
@@ -39,16 +40,24 @@ type WebRTC struct {
 	subAPI *webrtc.API
 }
 
-// NewWebRTC opens the UDP port and builds the APIs.
-func NewWebRTC(cfg NetConfig) (*WebRTC, error) {
-	conn, err := net.ListenPacket("udp", cfg.UDPAddr)
+// New opens the UDP port and builds the APIs.
+func New(cfg NetConfig) (*WebRTC, error) {
+	addr, err := net.ResolveUDPAddr("udp", cfg.UDPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc udp address %s: %w", cfg.UDPAddr, err)
+	}
+	udp, err := net.ListenUDP("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen webrtc udp %s: %w", cfg.UDPAddr, err)
 	}
-	w := &WebRTC{conn: conn}
+	// Hundreds of viewers' packets leave in bursts (a keyframe to every
+	// viewer); a larger send buffer keeps the kernel from dropping them.
+	_ = udp.SetWriteBuffer(4 << 20)
+	_ = udp.SetReadBuffer(4 << 20)
+	w := &WebRTC{conn: NewBatchConn(udp)}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
-	w.mux = webrtc.NewICEUDPMux(lf.NewLogger("ice"), conn)
+	w.mux = webrtc.NewICEUDPMux(lf.NewLogger("ice"), w.conn)
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(w.mux)
@@ -100,6 +109,9 @@ func (w *WebRTC) PublisherAPI() *webrtc.API { return w.pubAPI }
 
 // SubscriberAPI is the pion API for viewer peer connections.
 func (w *WebRTC) SubscriberAPI() *webrtc.API { return w.subAPI }
+
+// Batch is the socket's pass batching (the sfu's Tuning.Batch).
+func (w *WebRTC) Batch() *BatchConn { return w.conn }
 
 // LocalAddr is the UDP address the server listens on.
 func (w *WebRTC) LocalAddr() net.Addr { return w.conn.LocalAddr() }
