@@ -72,7 +72,8 @@ func TestShopifyImport(t *testing.T) {
 		}
 
 		// A sale, then export → import: nothing changes, stock stays.
-		h.mustCode(h.do("POST", "/api/checkout", map[string]any{"items": []map[string]any{{"product_id": "ceramic-vase", "quantity": 2}}}, "Idempotency-Key", "imp1"), 201, "")
+		h.mustCode(h.do("POST", "/api/checkout", map[string]any{"items": []map[string]any{{"product_id": "ceramic-vase", "quantity": 2}},
+			"buyer": map[string]any{"email": "ivy@example.com", "name": "Ivy"}, "delivery": map[string]any{"method": "pickup"}}, "Idempotency-Key", "imp1"), 201, "")
 		h.mustCode(h.do("GET", "/api/products.csv", nil), 401, "unauthorized")
 		exp := h.staff("GET", "/api/products.csv", nil)
 		if exp.code != 200 || !strings.HasPrefix(exp.hdr.Get("Content-Type"), "text/csv") || !strings.HasPrefix(string(exp.raw), "Handle,Title,Body (HTML)") {
