@@ -2,20 +2,11 @@ package app
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -355,16 +346,23 @@ func TestClusterTURNCredentials(t *testing.T) {
 // add turns: on --turn-tls, named by the host the client used (the name the
 // certificate is for), and a TURN client allocates over TLS there.
 func TestTURNOverTLSWithCertificate(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeSelfSigned(t, certFile, keyFile)
+	// The same certificate serves HTTPS (it names 127.0.0.1 too) and TURN.
+	certFile, keyFile, pool := selfSigned(t, "localhost")
 	a := startApp(t, func(c *Config) {
 		c.TURN, c.TURNTLS, c.TLSCert, c.TLSKey = "127.0.0.1:0", "127.0.0.1:0", certFile, keyFile
 	})
-	createStream(t, a, "tls")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	create, _ := http.NewRequest(http.MethodPost, a.BaseURL()+"/api/streams", strings.NewReader(`{"id":"tls","title":"TLS"}`))
+	create.Header.Set("Authorization", "Bearer "+testStaff)
+	create.Header.Set("Content-Type", "application/json")
+	if res, err := client.Do(create); err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("create stream over HTTPS: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	req, _ := http.NewRequest(http.MethodOptions, a.BaseURL()+"/whep/tls", nil)
 	req.Host = "localhost:" + strings.Split(a.HTTPAddr(), ":")[1]
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +372,7 @@ func TestTURNOverTLSWithCertificate(t *testing.T) {
 		t.Fatalf("links %q", res.Header.Values("Link"))
 	}
 	port := strings.TrimSuffix(strings.Split(servers[2].URLs[0], ":")[2], "?transport=tcp")
-	tc, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{ServerName: "localhost", RootCAs: certPool(t, certFile), MinVersion: tls.VersionTLS12})
+	tc, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{ServerName: "localhost", RootCAs: pool, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("TLS to the TURN server: %v", err)
 	}
@@ -393,44 +391,6 @@ func TestTURNOverTLSWithCertificate(t *testing.T) {
 		t.Fatalf("allocate over TLS: %v", err)
 	}
 	relay.Close()
-}
-
-func writeSelfSigned(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func certPool(t *testing.T, certFile string) *x509.CertPool {
-	t.Helper()
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		t.Fatal("bad cert")
-	}
-	return p
 }
 
 // TestPublisherOverTCP: a publisher whose network blocks UDP goes live over
