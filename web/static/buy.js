@@ -75,6 +75,7 @@ export function openBuySheet(opts) {
   let held = null; // {sku, qty} the cart line holds
   let holdP = Promise.resolve();
   let holdErr = null;
+  let closed = false; // no hold may be placed after close (the sheet stays in the DOM for its slide-out)
   timing.tap = performance.now();
 
   const wrap = document.createElement('div');
@@ -169,7 +170,7 @@ export function openBuySheet(opts) {
     return fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body), keepalive: method === 'DELETE' });
   }
   async function placeHold() {
-    if (!wrap.isConnected) return;
+    if (closed || !wrap.isConnected) return;
     const want = { sku: skus.length ? sku : '', qty };
     if (held && held.sku === want.sku && held.qty === want.qty) return;
     try {
@@ -209,10 +210,18 @@ export function openBuySheet(opts) {
   });
 
   function close() {
-    if (!wrap.isConnected) return;
-    if (cart && held && state !== 'paid' && state !== 'pay') {
+    if (closed || !wrap.isConnected) return;
+    closed = true;
+    if (state !== 'paid' && state !== 'pay') {
       // Not bought: the stock goes back now, not when the hold runs out.
-      cartFetch('DELETE', `/api/carts/${cart.id}/items/${encodeURIComponent(card.product_id)}?sku=${encodeURIComponent(held.sku)}`).catch(() => {});
+      // Released after the hold calls still in flight (a quick tap on +
+      // then ✕), or the line they place would stay held until it expires.
+      holdP = holdP.then(() => {
+        if (!cart || !held) return;
+        const h = held;
+        held = null;
+        return cartFetch('DELETE', `/api/carts/${cart.id}/items/${encodeURIComponent(card.product_id)}?sku=${encodeURIComponent(h.sku)}`).catch(() => {});
+      });
     }
     wrap.classList.remove('open');
     setTimeout(() => wrap.remove(), 200);

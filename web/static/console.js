@@ -26,6 +26,7 @@ const S = {
   order: [], // product ids in display order
   stockOf: {},
   dealLeft: {}, // product id → units left at the deal price (capped deals)
+  stockGen: {}, // product id → bumped by every stock figure seen, so an older re-read loses
   soldOf: {}, // product id → units in this show's paid orders
   pinned: null, // card JSON on screen now (from the overlay)
   pinnedId: '', // its event id
@@ -273,7 +274,7 @@ function setPinned(card, eventId) {
     // A stock event may have come first carrying the deal's cap (what is
     // buyable now): the card has the real stock and what is left at the deal.
     S.dealLeft[card.product_id] = card.deal.remaining ?? card.deal.quantity;
-    if (typeof card.available === 'number') S.stockOf[card.product_id] = card.available;
+    if (typeof card.available === 'number') { S.stockOf[card.product_id] = card.available; S.stockGen[card.product_id] = (S.stockGen[card.product_id] || 0) + 1; }
     // ...and its feed line said "stock 12 → 5": it was the deal's cap.
     const left = S.dealLeft[card.product_id];
     const li = document.querySelector(`.feed li.feed-stock[data-product="${CSS.escape(card.product_id)}"]`);
@@ -443,9 +444,13 @@ function dealCap(id) {
 }
 
 function stockChanged(id, n) {
+  S.stockGen[id] = (S.stockGen[id] || 0) + 1;
   if (dealCap(id)) {
     const was = S.dealLeft[id];
     S.dealLeft[id] = n;
+    // The event says only what is buyable now (the cap); the stock itself
+    // may have moved too (a hold released, a restock): read it.
+    rereadStock(id);
     if (was !== undefined && was !== n) {
       const li = document.createElement('li');
       li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
@@ -474,6 +479,15 @@ function stockChanged(id, n) {
     li.querySelector('.feed-amt').textContent = n <= 0 ? 'SOLD OUT' : `${n} left`;
     addFeed(li, true);
   }
+  if (S.pinned && S.pinned.product_id === id) renderOnAir();
+  renderGrid();
+}
+
+async function rereadStock(id) {
+  const gen = S.stockGen[id];
+  const r = await api('GET', `/api/products/${encodeURIComponent(id)}`);
+  if (!r.ok || typeof r.data.available !== 'number' || S.stockGen[id] !== gen || S.stockOf[id] === r.data.available) return;
+  S.stockOf[id] = r.data.available;
   if (S.pinned && S.pinned.product_id === id) renderOnAir();
   renderGrid();
 }
