@@ -151,12 +151,11 @@ func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.lastReq.Store(time.Now().UnixNano())
-	m, err := s.wait(r, 15*time.Second)
-	if err != nil {
+	if _, err := s.wait(r, 15*time.Second); err != nil {
 		httpx.WriteError(w, http.StatusServiceUnavailable, "not_ready", "no decodable video yet (HLS takes H.264); retry shortly")
 		return
 	}
-	m.Handle(&cacheWriter{ResponseWriter: w, blocking: r.URL.Query().Get("_HLS_msn") != ""}, r)
+	s.serveFile(&cacheWriter{ResponseWriter: w, blocking: r.URL.Query().Get("_HLS_msn") != ""}, r)
 }
 
 // cacheWriter sets cache headers a CDN can work with: parts, segments and
@@ -210,8 +209,16 @@ type liveStream struct {
 	ended chan struct{}
 
 	mu    sync.Mutex
-	cond  *sync.Cond
+	cond  *sync.Cond // on mu: muxer started, media written, closing
 	muxer *gohlslib.Muxer
+	// The muxer-call gate (live_gate.go): calls into the muxer in flight,
+	// whether close has begun, and shared playlist snapshots.
+	calls      sync.WaitGroup
+	closing    bool
+	content    bool
+	gen        uint64
+	snaps      map[string]*mediaState
+	refreshing bool
 }
 
 type livePacket struct {
@@ -222,7 +229,7 @@ type livePacket struct {
 }
 
 func newLiveStream(l *Live, id string, src Source) *liveStream {
-	s := &liveStream{l: l, id: id, src: src, queue: make(chan livePacket, 2048), done: make(chan struct{}), ended: make(chan struct{})}
+	s := &liveStream{l: l, id: id, src: src, queue: make(chan livePacket, 2048), done: make(chan struct{}), ended: make(chan struct{}), snaps: map[string]*mediaState{}}
 	s.cond = sync.NewCond(&s.mu)
 	s.lastReq.Store(time.Now().UnixNano())
 	s.remove = src.AddSink(s)
@@ -262,15 +269,20 @@ func (s *liveStream) wait(r *http.Request, timeout time.Duration) (*gohlslib.Mux
 	return s.muxer, nil
 }
 
+// close stops the stream. Muxer.Close must meet no request inside the
+// muxer (gohlslib races with those, see live_gate.go): no call starts once
+// closing is set, none of them can park, and close waits for those in flight.
 func (s *liveStream) close() {
 	s.remove()
-	close(s.done)
-	<-s.ended
 	s.mu.Lock()
+	s.closing = true
 	m := s.muxer
 	s.failed.Store(true)
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	close(s.done)
+	<-s.ended
+	s.calls.Wait()
 	if m != nil {
 		m.Close()
 	}
@@ -324,6 +336,7 @@ func (s *liveStream) run() {
 		s.muxer = m
 		s.cond.Broadcast()
 		s.mu.Unlock()
+		s.written(m)
 	}
 	for {
 		select {
@@ -377,6 +390,7 @@ func (s *liveStream) run() {
 				if err := s.muxer.WriteH264(videoTrack, a.ntp, a.pts, a.au); err != nil {
 					s.l.Logger.Debug("hls h264", "err", err)
 				}
+				s.written(s.muxer)
 				continue
 			}
 			if !strings.EqualFold(p.mime, webrtc.MimeTypeOpus) {
@@ -398,6 +412,7 @@ func (s *liveStream) run() {
 			if err := s.muxer.WriteOpus(audioTrack, ntp, pts-hlsOffset*48000/90000, [][]byte{p.pkt.Payload}); err != nil {
 				s.l.Logger.Debug("hls opus", "err", err)
 			}
+			s.written(s.muxer)
 		}
 	}
 }
