@@ -1,9 +1,12 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/streamd/streamd/internal/browsertest"
 )
@@ -199,10 +202,24 @@ func TestBrowserReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = browsertest.Eval[bool](tab, 5*time.Second, `(() => { window.streamdPlayer.video.pause(); document.querySelector('.card-buy').click(); return true })()`)
-	if err := browsertest.WaitFor(tab, 5*time.Second, `!!document.querySelector('.sheet-wrap.open .sheet-pay:not(:disabled)')`); err != nil {
+	// A first-time buyer: the sheet holds the item at the tap and asks for
+	// the details; they are typed, then Pay is clicked as a user would
+	// (scrolled into view, a real pointer click on the sheet).
+	if err := browsertest.WaitFor(tab, 5*time.Second, `!!document.querySelector('.sheet-wrap.open .sheet-pay:not(:disabled)') && !!document.querySelector('.sheet-wrap.open .bf input[name=email]') && !!window.streamdPlayer.sheet.timing.held`); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = browsertest.Eval[bool](tab, 5*time.Second, `(() => { document.querySelector('.sheet-pay').click(); return true })()`)
+	do := func(what string, action chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(tab, 10*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(c, action); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	do("pick up in the showroom", chromedp.Click(chromedp.CSS(`.sheet-wrap.open .bf-seg [data-m=pickup]`)))
+	do("type the email", chromedp.SendKeys(chromedp.CSS(`.sheet-wrap.open .bf input[name=email]`), "rita@example.com"))
+	do("type the name", chromedp.SendKeys(chromedp.CSS(`.sheet-wrap.open .bf input[name=name]`), "Rita Replay"))
+	do("tap Pay", chromedp.Click(chromedp.CSS(`.sheet-wrap.open .sheet-pay`)))
 	if err := browsertest.WaitFor(tab, 10*time.Second, `window.streamdPlayer.sheet && window.streamdPlayer.sheet.state === 'paid'`); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +228,12 @@ func TestBrowserReplay(t *testing.T) {
 			Source string `json:"source"`
 			Card   string `json:"card"`
 			Status string `json:"status"`
+			Buyer  struct {
+				Email string `json:"email"`
+			} `json:"buyer"`
+			Delivery struct {
+				Method string `json:"method"`
+			} `json:"delivery"`
 		} `json:"orders"`
 	}
 	code := api(t, "GET", a.BaseURL()+"/api/orders?stream=rp", testStaff, nil, &out)
@@ -220,5 +243,8 @@ func TestBrowserReplay(t *testing.T) {
 	}
 	if o := orders[0]; o.Source != "replay" || o.Card != pushes[0].id || o.Status != "paid" {
 		t.Fatalf("replay order %+v, want source replay, card %s", o, pushes[0].id)
+	}
+	if o := orders[0]; o.Buyer.Email != "rita@example.com" || o.Delivery.Method != "pickup" {
+		t.Fatalf("replay order %+v, want the typed buyer details (rita@example.com, pickup)", o)
 	}
 }

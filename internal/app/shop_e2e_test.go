@@ -152,7 +152,13 @@ func TestShopBrowser(t *testing.T) {
 		if winner == nil || losers != 1 {
 			t.Fatalf("race: %d holds lost, want exactly one hold and one sold out", losers)
 		}
-		waitJS(t, winner, 5*time.Second, `!!document.querySelector('.sheet-wrap.open .sheet-pay:not(:disabled)')`)
+		// The winner's own hold takes the deal's only unit: every screen,
+		// the winner's too, is told 0 are for sale; the winner's sheet still
+		// lets them pay for the unit they hold.
+		waitJS(t, winner, 5*time.Second, `document.querySelector('.card').dataset.available === '0'`)
+		// (While the deal runs: when it ends the unit is for sale again and
+		// a sheet saying "Sold out" until then would turn payable.)
+		waitJS(t, winner, 5*time.Second, `!!document.querySelector('.sheet-wrap.open .sheet-pay:not(:disabled)') && document.querySelector('.card').classList.contains('has-deal')`)
 		eval[bool](t, winner, `(() => { document.querySelector('.sheet-wrap.open .sheet-pay').click(); return true })()`)
 		waitJS(t, winner, 10*time.Second, `streamdPlayer.sheet.state === 'paid'`)
 		if deal := eval[bool](t, winner, `fetch('/api/orders/' + [...document.querySelectorAll('.sheet-wrap')].pop().dataset.order).then((r) => r.json()).then((o) => o.items[0].deal && o.total.amount === 14900)`); !deal {

@@ -110,11 +110,19 @@ export function openBuySheet(opts) {
   requestAnimationFrame(() => wrap.classList.add('open'));
 
   function unitPrice() { return deal ? deal.price : card.price; }
+  // avail is what the server says is for sale now; the units this sheet
+  // holds are not in it, and they are this buyer's. Without adding them back
+  // the buyer holding a deal's last unit read "Sold out" on their own sheet
+  // and could not pay. (Until the stock event the hold causes arrives, at
+  // most StockInterval later, the hold counts twice: the stepper may offer
+  // one step the server then refuses, saying how many are left.)
+  function mine() { return held ? held.qty : 0; }
   function maxQty() {
-    let m = Math.min(10, Math.max(1, avail));
+    const own = mine();
+    let m = Math.min(10, Math.max(1, avail + own));
     const s = skus.find((x) => x.id === sku);
-    if (s && typeof s.available === 'number') m = Math.min(m, Math.max(1, s.available));
-    if (deal && deal.quantity) m = Math.min(m, typeof deal.remaining === 'number' ? Math.max(1, deal.remaining) : deal.quantity);
+    if (s && typeof s.available === 'number') m = Math.min(m, Math.max(1, own, s.available));
+    if (deal && deal.quantity) m = Math.min(m, typeof deal.remaining === 'number' ? Math.max(1, own, deal.remaining) : deal.quantity);
     // The per-buyer limits: the stepper stops there rather than Pay refusing.
     if (card.per_buyer > 0) m = Math.min(m, card.per_buyer);
     if (deal && deal.per_buyer > 0) m = Math.min(m, deal.per_buyer);
@@ -148,7 +156,7 @@ export function openBuySheet(opts) {
     plus.disabled = busy || qty >= maxQty();
     const u = unitPrice();
     totalEl.textContent = fmtMoney({ amount: u.amount * qty, currency: u.currency });
-    const soldOut = avail <= 0;
+    const soldOut = avail + mine() <= 0;
     pay.disabled = busy || soldOut || !buyer;
     pay.textContent = busy ? 'Placing order…' : soldOut ? 'Sold out' : `Pay ${fmtMoney({ amount: u.amount * qty, currency: u.currency })}`;
     pay.classList.toggle('loading', busy);
