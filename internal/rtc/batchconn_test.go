@@ -16,6 +16,7 @@ func TestBatchConnQueuesAPassAndKeepsOrder(t *testing.T) {
 	}
 	defer udp.Close()
 	b := NewBatchConn(udp)
+	b.EnableGSO()
 	const viewers, perViewer = 5, 300 // more than one queue's worth
 	var rx []*net.UDPConn
 	for range viewers {
