@@ -170,7 +170,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	}
 
 	// Media: one UDP port, the sfu, WHEP egress, WHIP ingest.
-	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly})
+	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly, GSO: cfg.WebRTCGSO})
 	if err != nil {
 		return nil, listenFailure("WebRTC UDP", "--webrtc-udp", cfg.WebRTCUDP, err)
 	}

@@ -24,6 +24,10 @@ type NetConfig struct {
 	AdvertiseIPs []string
 	// LoopbackOnly keeps ICE on 127.0.0.1/::1 (tests).
 	LoopbackOnly bool
+	// GSO sends each viewer's equal-size packets of a pass as one UDP
+	// segmentation-offload train (BatchConn.EnableGSO): less kernel work
+	// per packet, but burstier for receivers with small socket buffers.
+	GSO bool
 }
 
 // WebRTC owns the shared UDP socket and the two pion APIs built on it: one
@@ -55,6 +59,9 @@ func New(cfg NetConfig) (*WebRTC, error) {
 	_ = udp.SetWriteBuffer(4 << 20)
 	_ = udp.SetReadBuffer(4 << 20)
 	w := &WebRTC{conn: NewBatchConn(udp)}
+	if cfg.GSO {
+		w.conn.EnableGSO()
+	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
 	w.mux = webrtc.NewICEUDPMux(lf.NewLogger("ice"), w.conn)
