@@ -186,7 +186,7 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 	}()
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
-	var dialErr atomic.Value
+	var dialErr atomic.Pointer[error] // the first; errors differ in type
 	var dialed atomic.Int64
 	tc := time.Now()
 	for i := range viewers {
@@ -197,7 +197,7 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 			defer func() { <-sem }()
 			c, _, err := d.DialContext(ctx, wsURL, nil)
 			if err != nil {
-				dialErr.CompareAndSwap(nil, err)
+				dialErr.CompareAndSwap(nil, &err)
 				return
 			}
 			v := &chatViewer{conn: c, lastSeq: -1, got: make([]uint64, (total+63)/64)}
@@ -209,8 +209,8 @@ func runChat(ctx context.Context, e *Env) ([]Row, error) {
 		}()
 	}
 	wg.Wait()
-	if err, _ := dialErr.Load().(error); err != nil {
-		return nil, fmt.Errorf("connect viewers (%d of %d): %w", dialed.Load(), o.ChatViewers, err)
+	if err := dialErr.Load(); err != nil {
+		return nil, fmt.Errorf("connect viewers (%d of %d): %w", dialed.Load(), o.ChatViewers, *err)
 	}
 	connectS := time.Since(tc).Seconds()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

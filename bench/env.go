@@ -175,7 +175,9 @@ func (e *Env) StartServer(ctx context.Context, name string, extra ...string) (*S
 	// No ICE-over-TCP port: servers run side by side and --webrtc-tcp
 	// defaults to :8189. Set through the environment, which binaries that
 	// predate the flag ignore.
-	cmd.Env = append(os.Environ(), "STREAMD_WEBRTC_TCP=")
+	// All the bench's clients come from 127.0.0.1: lift the per-IP
+	// connection cap (thousands of overlay and chat viewers).
+	cmd.Env = append(os.Environ(), "STREAMD_WEBRTC_TCP=", "STREAMD_MAX_CONNS_PER_IP=-1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
