@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestBusChatConformance: chat state (kept messages with their audience,
@@ -287,4 +288,77 @@ func TestHubReactions(t *testing.T) {
 		}
 		t.Logf("100 taps in %v → %d reactions events", elapsed.Round(time.Millisecond), events)
 	})
+}
+
+// A busy chat goes out a few messages per write, not one write per message
+// per viewer; a card does not wait for the linger and takes the chat
+// queued before it along, in seq order.
+func TestChatLingerCoalesces(t *testing.T) {
+	leakCheck(t)
+	const linger = 300 * time.Millisecond
+	s, ts := testServer(t, nil, func(s *Server) { s.ChatLinger, s.ChatLingerConns = linger, 2 })
+	v := dial(t, ts, "c", "")
+	if m := v.next(t); m.Type != "snapshot" {
+		t.Fatalf("snapshot: %s", m.raw)
+	}
+	// One viewer: below ChatLingerConns, chat goes out at once.
+	t0 := time.Now()
+	if _, err := s.PublishChat(bg, "c", ChatMessage{Author: ChatAuthor{ID: "a", Name: "A"}, Text: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := v.next(t); m.Type != "chat" || time.Since(t0) > linger/2 {
+		t.Fatalf("chat in a small room after %v: %s", time.Since(t0), m.raw)
+	}
+	v2 := dial(t, ts, "c", "")
+	if m := v2.next(t); m.Type != "snapshot" {
+		t.Fatalf("snapshot: %s", m.raw)
+	}
+	writes := func() int {
+		var m dto.Metric
+		if err := s.m.writes.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return int(m.GetCounter().GetValue())
+	}
+	chat := func(i int) {
+		if _, err := s.PublishChat(bg, "c", ChatMessage{Author: ChatAuthor{ID: "a", Name: "A"}, Text: fmt.Sprint("m", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w0 := writes()
+	t0 = time.Now()
+	for i := range 10 {
+		chat(i)
+	}
+	for i := range 10 {
+		if m := v.next(t); m.Type != "chat" || m.Text != fmt.Sprint("m", i) {
+			t.Fatalf("chat %d: %s", i, m.raw)
+		}
+	}
+	if d := time.Since(t0); d < linger*2/3 || d > linger+time.Second {
+		t.Errorf("10 chat messages arrived after %v, want about the linger (%v)", d, linger)
+	}
+	if n := writes() - w0; n != 2 {
+		t.Errorf("10 chat messages to 2 viewers took %d writes, want 2", n)
+	}
+	// Chat, then a card at once: the card wakes the writer.
+	w0, t0 = writes(), time.Now()
+	for i := 10; i < 13; i++ {
+		chat(i)
+	}
+	mustCard(t, s, "c", "show", `{"a":1}`)
+	for i := 10; i < 13; i++ {
+		if m := v.next(t); m.Type != "chat" || m.Text != fmt.Sprint("m", i) {
+			t.Fatalf("chat %d before the card: %s", i, m.raw)
+		}
+	}
+	if m := v.next(t); m.Type != "card" {
+		t.Fatalf("card: %s", m.raw)
+	}
+	if d := time.Since(t0); d > linger/2 {
+		t.Errorf("a card behind lingering chat arrived after %v (linger %v)", d, linger)
+	}
+	if n := writes() - w0; n > 4 {
+		t.Errorf("3 chat messages and a card to 2 viewers took %d writes", n)
+	}
 }

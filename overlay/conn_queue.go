@@ -17,6 +17,9 @@ type qentry struct {
 	size int
 	key  string
 	at   time.Time
+	// lazy entries (chat, reactions) do not wake the writer: the room's
+	// linger timer or the next eager entry does.
+	lazy bool
 }
 
 // maxBatch bounds the bytes the writer puts in one write(2).
@@ -60,6 +63,13 @@ func (c *conn) enqueue(e qentry) {
 	c.n++
 	c.qbytes += e.size
 	c.qmu.Unlock()
+	if !e.lazy {
+		c.wake()
+	}
+}
+
+// wake tells the writer there is something to write; never blocks.
+func (c *conn) wake() {
 	select {
 	case c.notify <- struct{}{}:
 	default:
@@ -87,10 +97,7 @@ func (c *conn) close(code int, text string) {
 		c.closing, c.closeCode, c.closeText = true, code, text
 	}
 	c.qmu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
-	}
+	c.wake()
 }
 
 func (c *conn) pop() (qentry, bool, bool) {
@@ -158,6 +165,7 @@ func (c *conn) writeLoop() {
 				}
 			}
 			if len(c.buf) > 0 {
+				c.s.m.writes.Inc()
 				_ = nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
 				if _, err := nc.Write(c.buf); err != nil {
 					// A write that outlasts WriteTimeout is a slow consumer

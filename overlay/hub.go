@@ -61,6 +61,10 @@ type room struct {
 
 	mu    sync.Mutex
 	conns []*conn
+	// linger wakes every writer once lazy entries (chat, reactions) have
+	// waited ChatLinger; armed while some are queued. Guarded by mu.
+	linger      *time.Timer
+	lingerArmed bool
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -161,6 +165,23 @@ func (s *Server) releaseRoom(r *room) {
 	if last && r.cancel != nil {
 		r.cancel()
 	}
+	if last {
+		r.mu.Lock()
+		if r.linger != nil {
+			r.linger.Stop()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// flushLazy wakes every connection's writer for the lingering chat.
+func (r *room) flushLazy() {
+	r.mu.Lock()
+	r.lingerArmed = false
+	for _, c := range r.conns {
+		c.wake()
+	}
+	r.mu.Unlock()
 }
 
 // deliver is the room's Bus callback: encode once, queue on every connection.
@@ -178,9 +199,18 @@ func (r *room) deliver(ev Event) {
 }
 
 func (r *room) broadcast(ev Event, now time.Time) {
-	e := qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now}
-	skip := qentry{seq: ev.Seq, size: skipEntrySize, at: now}
 	r.mu.Lock()
+	lazy := r.s.ChatLinger > 0 && len(r.conns) >= r.s.ChatLingerConns && (ev.Type == "chat" || ev.Type == "reactions")
+	e := qentry{data: ev.Data, seq: ev.Seq, size: len(ev.Data), key: ev.Key, at: now, lazy: lazy}
+	skip := qentry{seq: ev.Seq, size: skipEntrySize, at: now, lazy: lazy}
+	if lazy && !r.lingerArmed {
+		r.lingerArmed = true
+		if r.linger == nil {
+			r.linger = time.AfterFunc(r.s.ChatLinger, r.flushLazy)
+		} else {
+			r.linger.Reset(r.s.ChatLinger)
+		}
+	}
 	for _, c := range r.conns {
 		if c.syncing {
 			if len(c.pending) >= maxPending {

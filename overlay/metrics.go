@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	connections     prometheus.Gauge
 	sent            prometheus.Counter
+	writes          prometheus.Counter
 	dropped         prometheus.Counter
 	slowDisconnects prometheus.Counter
 	pushDelay       prometheus.Histogram
@@ -22,6 +23,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_overlay_messages_sent_total", Help: "Overlay messages written to WebSocket connections.",
+		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_overlay_writes_total", Help: "write(2) calls on overlay connections (several queued messages go out in one; chat lingers for company, see ChatLinger).",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_overlay_messages_dropped_total", Help: "Queued overlay messages superseded by a newer one of the same key (slow connections) and sent as skip markers.",
@@ -38,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sent, m.dropped, m.slowDisconnects, m.pushDelay} {
+	for _, c := range []prometheus.Collector{m.connections, m.sent, m.writes, m.dropped, m.slowDisconnects, m.pushDelay} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
