@@ -44,10 +44,7 @@ type WHEP struct {
 	Transports *whipx.Transports
 	Logger     *slog.Logger
 
-	mu       sync.Mutex
-	sessions map[string]*whepSession
-	closed   bool
-	wg       sync.WaitGroup
+	sessions whipx.Sessions[*whepSession]
 }
 
 // Initialize prepares the server.
@@ -58,48 +55,25 @@ func (h *WHEP) Initialize() error {
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
-	h.sessions = map[string]*whepSession{}
+	h.sessions.Kind = "WHEP"
 	return nil
 }
 
 // Close ends every session and waits for their goroutines.
-func (h *WHEP) Close() {
-	h.mu.Lock()
-	h.closed = true
-	all := make([]*whepSession, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
-	for _, s := range all {
-		s.Close()
-	}
-	h.wg.Wait()
-}
+func (h *WHEP) Close() { h.sessions.Close() }
 
 // Register mounts the WHEP endpoints:
 // POST /whep/{stream}, PATCH and DELETE /whep/{stream}/{session}.
-func (h *WHEP) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /whep/{stream}", h.handlePost)
-	mux.HandleFunc("OPTIONS /whep/{stream}", h.handlePost)
-	mux.HandleFunc("PATCH /whep/{stream}/{session}", h.handleSession)
-	mux.HandleFunc("DELETE /whep/{stream}/{session}", h.handleSession)
-	mux.HandleFunc("OPTIONS /whep/{stream}/{session}", h.handleSession)
-}
+func (h *WHEP) Register(mux *http.ServeMux) { h.sessions.Register(mux, "/whep", h.handlePost) }
 
 // Sessions is the number of WHEP sessions (connected or not).
-func (h *WHEP) Sessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
+func (h *WHEP) Sessions() int { return h.sessions.Len() }
 
 // HasSession reports whether the WHEP session id is open (the app uses it
 // to forget the console previews it does not count as viewers).
 func (h *WHEP) HasSession(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.sessions[id] != nil
+	_, ok := h.sessions.Get(id)
+	return ok
 }
 
 func (h *WHEP) handlePost(w http.ResponseWriter, r *http.Request) {
@@ -141,37 +115,21 @@ func (h *WHEP) handlePost(w http.ResponseWriter, r *http.Request) {
 	whipx.WriteAnswer(w, whipx.SessionPath("/whep", stream, s.id), s.etag, answer)
 }
 
-func (h *WHEP) handleSession(w http.ResponseWriter, r *http.Request) {
-	if whipx.CORS(w, r) {
-		return
-	}
-	h.mu.Lock()
-	s := h.sessions[r.PathValue("session")]
-	h.mu.Unlock()
-	if s == nil || s.stream != r.PathValue("stream") {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_session", "no such WHEP session (it ended or never existed)")
-		return
-	}
-	switch r.Method {
-	case http.MethodDelete:
-		s.Close()
-		w.WriteHeader(http.StatusOK)
-	case http.MethodPatch:
-		whipx.Patch(w, r, s.peer.PC, s.etag)
-	}
-}
-
 // whepSession is one viewer.
 type whepSession struct {
-	h          *WHEP
-	id, etag   string
-	stream     string
-	peer       *rtc.Peer
-	viewer     *sfu.Viewer
-	closeOnce  sync.Once
-	done       chan struct{}
-	registered bool
+	h         *WHEP
+	id, etag  string
+	stream    string
+	peer      *rtc.Peer
+	viewer    *sfu.Viewer
+	closeOnce sync.Once
+	done      chan struct{}
 }
+
+func (s *whepSession) StreamID() string                       { return s.stream }
+func (s *whepSession) PeerConnection() *webrtc.PeerConnection { return s.peer.PC }
+func (s *whepSession) ETag() string                           { return s.etag }
+func (s *whepSession) End()                                   { s.Close() }
 
 // Subscribe answers a viewer's offer. A known stream that is not live yet is
 // accepted: video starts at the publisher's first keyframe.
@@ -185,10 +143,7 @@ func (h *WHEP) Subscribe(ctx context.Context, stream, offer string) (*whepSessio
 			return nil, "", ErrUnknownStream
 		}
 	}
-	h.mu.Lock()
-	closed := h.closed
-	h.mu.Unlock()
-	if closed {
+	if h.sessions.Closed() {
 		return nil, "", sfu.ErrClosed
 	}
 	// A viewer that cannot decode the stream's video is told so now, before
@@ -208,23 +163,14 @@ func (h *WHEP) Subscribe(ctx context.Context, stream, offer string) (*whepSessio
 		s.Close()
 		return nil, "", err
 	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.sessions.Add(id, s) {
 		s.Close()
 		return nil, "", sfu.ErrClosed
 	}
-	h.sessions[id] = s
-	s.registered = true
-	h.mu.Unlock()
 	if h.OnSubscribe != nil {
 		h.OnSubscribe(stream)
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		s.run()
-	}()
+	h.sessions.Go(s.run)
 	return s, answer, nil
 }
 
@@ -257,9 +203,7 @@ func (s *whepSession) addTracks(offer *sdp.SessionDescription) error {
 		if err != nil {
 			return fmt.Errorf("add %s track: %w", kind, err)
 		}
-		s.h.wg.Add(1)
-		go func() {
-			defer s.h.wg.Done()
+		s.h.sessions.Go(func() {
 			var seqs []uint16
 			for {
 				pkts, _, err := sender.ReadRTCP()
@@ -268,7 +212,7 @@ func (s *whepSession) addTracks(offer *sdp.SessionDescription) error {
 				}
 				seqs = v.HandleRTCP(kind, pkts, seqs)
 			}
-		}()
+		})
 	}
 	return nil
 }
@@ -302,10 +246,6 @@ func (s *whepSession) Close() {
 			s.viewer.Close()
 		}
 		_ = s.peer.Close()
-		s.h.mu.Lock()
-		if s.registered {
-			delete(s.h.sessions, s.id)
-		}
-		s.h.mu.Unlock()
+		s.h.sessions.Remove(s.id)
 	})
 }

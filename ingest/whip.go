@@ -27,10 +27,7 @@ type WHIP struct {
 	Transports *whipx.Transports
 	Logger     *slog.Logger
 
-	mu       sync.Mutex
-	sessions map[string]*whipSession
-	closed   bool
-	wg       sync.WaitGroup
+	sessions whipx.Sessions[*whipSession]
 }
 
 // Initialize prepares the server.
@@ -41,33 +38,15 @@ func (h *WHIP) Initialize() error {
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
-	h.sessions = map[string]*whipSession{}
+	h.sessions.Kind = "WHIP"
 	return nil
 }
 
 // Close ends every publisher session and waits for their readers.
-func (h *WHIP) Close() {
-	h.mu.Lock()
-	h.closed = true
-	all := make([]*whipSession, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
-	for _, s := range all {
-		_ = s.Close()
-	}
-	h.wg.Wait()
-}
+func (h *WHIP) Close() { h.sessions.Close() }
 
 // Register mounts POST /whip/{stream} and the session resource.
-func (h *WHIP) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /whip/{stream}", h.handlePost)
-	mux.HandleFunc("OPTIONS /whip/{stream}", h.handlePost)
-	mux.HandleFunc("PATCH /whip/{stream}/{session}", h.handleSession)
-	mux.HandleFunc("DELETE /whip/{stream}/{session}", h.handleSession)
-	mux.HandleFunc("OPTIONS /whip/{stream}/{session}", h.handleSession)
-}
+func (h *WHIP) Register(mux *http.ServeMux) { h.sessions.Register(mux, "/whip", h.handlePost) }
 
 func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodOptions {
@@ -116,26 +95,6 @@ func (h *WHIP) handlePost(w http.ResponseWriter, r *http.Request) {
 	whipx.WriteAnswer(w, whipx.SessionPath("/whip", stream, s.id), s.etag, answer)
 }
 
-func (h *WHIP) handleSession(w http.ResponseWriter, r *http.Request) {
-	if whipx.CORS(w, r) {
-		return
-	}
-	h.mu.Lock()
-	s := h.sessions[r.PathValue("session")]
-	h.mu.Unlock()
-	if s == nil || s.stream != r.PathValue("stream") {
-		httpx.WriteError(w, http.StatusNotFound, "unknown_session", "no such WHIP session (it ended or never existed)")
-		return
-	}
-	switch r.Method {
-	case http.MethodDelete:
-		_ = s.Close()
-		w.WriteHeader(http.StatusOK)
-	case http.MethodPatch:
-		whipx.Patch(w, r, s.peer.PC, s.etag)
-	}
-}
-
 // whipSession is one publisher; it is the sfu Source of its publication.
 type whipSession struct {
 	h      *WHIP
@@ -148,35 +107,34 @@ type whipSession struct {
 	done      chan struct{} // closed by Close
 }
 
+func (s *whipSession) StreamID() string                       { return s.stream }
+func (s *whipSession) PeerConnection() *webrtc.PeerConnection { return s.peer.PC }
+func (s *whipSession) ETag() string                           { return s.etag }
+func (s *whipSession) End()                                   { _ = s.Close() }
+
 func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, string, error) {
 	peer, err := rtc.NewPeer(h.API)
 	if err != nil {
 		return nil, "", err
 	}
 	id, etag := whipx.NewSession()
-	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: &h.wg}, done: make(chan struct{})}
+	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: h.sessions.WaitGroup()}, done: make(chan struct{})}
 	peer.PC.OnTrack(s.onTrack)
 	answer, err := peer.Answer(ctx, offer, nil)
 	if err != nil {
 		_ = peer.Close()
 		return nil, "", err
 	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.sessions.Add(s.id, s) {
 		_ = peer.Close()
 		return nil, "", errors.New("shutting down")
 	}
-	h.sessions[s.id] = s
-	h.mu.Unlock()
 
 	// The offer is good: this publisher takes the stream over now.
 	pub := h.SFU.Stream(stream).Publish(s)
 	s.setPublication(pub)
 
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	h.sessions.Go(func() {
 		if err := peer.WaitConnected(context.Background(), h.ConnectTimeout); err != nil {
 			select {
 			case <-s.done:
@@ -192,7 +150,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 		case <-s.done:
 		}
 		_ = s.Close()
-	}()
+	})
 	h.Logger.Info("whip session", "stream", stream, "session", s.id)
 	return s, answer, nil
 }
@@ -207,9 +165,7 @@ func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPRec
 func (s *whipSession) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
-		s.h.mu.Lock()
-		delete(s.h.sessions, s.id)
-		s.h.mu.Unlock()
+		s.h.sessions.Remove(s.id)
 		if pub := s.publication(); pub != nil {
 			pub.Close()
 		}
