@@ -471,7 +471,9 @@ func (*manualProvider) Refund(context.Context, *Order, int64, string) (string, e
 func TestSweeperReturnsHolds(t *testing.T) {
 	mp := &manualProvider{}
 	forEachHarness(t, 6, func(s *Service) {
-		s.HoldTTL, s.SweepInterval, s.Payments = 150*time.Millisecond, 20*time.Millisecond, mp
+		// A hold time well above a loaded machine's request time: the order must
+		// still hold its units when the test looks, then give them back.
+		s.HoldTTL, s.SweepInterval, s.Payments = time.Second, 20*time.Millisecond, mp
 	}, func(t *testing.T, h *harness) {
 		h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": "s1", "title": "S", "price": map[string]any{"amount": 100, "currency": "eur"}, "stock": 5}), 201, "")
 		c := h.do("POST", "/api/carts", nil, "X-Buyer-Id", "alice")
