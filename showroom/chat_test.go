@@ -5,10 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/streamd/streamd/internal/signer"
 	"github.com/streamd/streamd/internal/testenv"
@@ -18,7 +21,61 @@ import (
 // chatStores are the ChatStore implementations under one conformance suite
 // (Redis DB 15 is the showroom's).
 func chatStores(t *testing.T) map[string]ChatStore {
-	return map[string]ChatStore{"memory": NewMemoryChatStore(), "redis": NewRedisChatStore(testenv.Redis(t, 15))}
+	return map[string]ChatStore{"memory": NewMemoryChatStore(), "redis": NewRedisChatStore(testenv.Redis(t, 15)),
+		"bolt": openBoltChat(t, filepath.Join(t.TempDir(), "chat.db"))}
+}
+
+func openBoltChat(t *testing.T, path string) *BoltChatStore {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st, err := NewBoltChatStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Settings and bans outlive a restart of a single node; lifting a ban does too.
+func TestBoltChatStoreRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewBoltChatStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ChatSettings{Enabled: true, SlowS: 30, BlockedWords: []string{"spam"}}
+	for _, err := range []error{
+		st.SetSettings(ctx, "s", want),
+		st.SetSettings(ctx, "quiet", ChatSettings{}),
+		st.SetBan(ctx, "s", "troll", BanShadow),
+		st.SetBan(ctx, "s", "loud", BanMute),
+		st.SetBan(ctx, "s", "loud", ""),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openBoltChat(t, path)
+	if s, err := st2.Settings(ctx, "s"); err != nil || !reflect.DeepEqual(s, want) {
+		t.Fatalf("settings after restart: %+v %v", s, err)
+	}
+	if s, _ := st2.Settings(ctx, "quiet"); s.Enabled || s.BlockedWords == nil {
+		t.Fatalf("chat turned off before the restart: %+v", s)
+	}
+	if bans, err := st2.Bans(ctx, "s"); err != nil || !reflect.DeepEqual(bans, map[string]string{"troll": BanShadow}) {
+		t.Fatalf("bans after restart: %v %v", bans, err)
+	}
 }
 
 func TestChatStoreConformance(t *testing.T) {

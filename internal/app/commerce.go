@@ -57,6 +57,8 @@ func (a *App) initCommerce() error {
 		ChatOverlay: a.Overlay, Signer: a.Signer}
 	if a.rdb != nil {
 		a.Showroom.ChatStore = showroom.NewRedisChatStore(a.rdb) // bans and rate limits hold on every node
+	} else if a.Showroom.ChatStore, err = showroom.NewBoltChatStore(a.db); err != nil {
+		return err // settings and bans outlive a restart
 	}
 	if err := a.Showroom.Initialize(); err != nil {
 		return err
