@@ -50,8 +50,11 @@ type Recorder struct {
 	SegmentDuration time.Duration
 	QueuePackets    int // per show; default 4096
 	StaffToken      string
-	Registerer      prometheus.Registerer
-	Logger          *slog.Logger
+	// OnShow is told of each new show (a cluster indexes where it lives).
+	// Called with the recorder's lock held: it must not block.
+	OnShow     func(stream, show string)
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 
 	log   *slog.Logger
 	m     *metrics
@@ -221,6 +224,9 @@ func (r *Recorder) start(stream string, src Source) (*show, error) {
 		return nil, err
 	}
 	r.log.Info("recording a new show", "stream", stream, "show", m.ID)
+	if r.OnShow != nil {
+		r.OnShow(stream, m.ID)
+	}
 	return s, nil
 }
 

@@ -119,6 +119,16 @@ func (r *Recorder) File(stream, show, name string) (string, error) {
 	return p, nil
 }
 
+// Has reports whether this recorder keeps the show.
+func (r *Recorder) Has(stream, show string) bool {
+	dir, err := r.showDir(stream, show)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "meta.json"))
+	return err == nil
+}
+
 // Shows lists a stream's shows, newest first.
 func (r *Recorder) Shows(stream string) ([]Show, error) {
 	if !validName(stream) {

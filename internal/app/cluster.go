@@ -39,6 +39,7 @@ var withdraw = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then re
 type cluster struct {
 	a     *App
 	relay *ingest.Relay
+	shows *showIndex // nil without recording
 	mu    sync.Mutex
 	live  map[string]bool // streams published on this node
 }
@@ -57,6 +58,11 @@ func (a *App) initCluster() error {
 	}
 	a.cluster = c
 	a.WHEP.OnSubscribe = c.relay.Kick
+	if a.Recorder != nil {
+		c.shows = c.startShowIndex()
+		a.Recorder.OnShow = c.shows.add
+		a.closers = append(a.closers, c.shows.close)
+	}
 	stopRefresh := every(originTTL/3, c.refresh)
 	a.closers = append(a.closers, func() {
 		stopRefresh()

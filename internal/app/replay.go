@@ -67,8 +67,20 @@ func (a *App) recordRoutes(m *http.ServeMux) {
 	if a.Recorder == nil {
 		return
 	}
-	a.Recorder.Register(m)
-	(&hls.Replay{Library: a.Recorder, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "replay")}).Register(m)
+	replay := &hls.Replay{Library: a.Recorder, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "replay")}
+	if a.cluster == nil || a.cluster.shows == nil {
+		a.Recorder.Register(m)
+		replay.Register(m)
+		return
+	}
+	// A cluster: any node answers for any show (cluster_shows.go).
+	local := http.NewServeMux()
+	a.Recorder.Register(local)
+	replay.Register(local)
+	x := a.cluster.shows
+	m.Handle("GET /api/streams/{id}/shows", x.listRoute(local))
+	m.Handle("DELETE /api/streams/{id}/shows/{show}", x.showRoute("id", local))
+	m.Handle("GET /replay/{stream}/{show}/{file}", x.showRoute("stream", local))
 }
 
 // mediaAccess guards /replay and /hls: a private stream's playlists and
