@@ -41,7 +41,7 @@ func checkMoney(m *Money) error {
 	if !currencyRE.MatchString(m.Currency) {
 		return invalid("price.currency must be an ISO 4217 code like \"eur\"")
 	}
-	if m.Amount < 0 || m.Amount > 1e11 {
+	if m.Amount < 0 || m.Amount > maxPriceAmount {
 		return invalid("price.amount must be a non-negative integer in minor units")
 	}
 	return nil

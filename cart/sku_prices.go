@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// maxPriceAmount is the largest amount (minor units) a price may have.
+// maxPriceAmount is the largest amount (minor units) a price may have
+// (a product's, a variant's, a deal's).
 const maxPriceAmount = 1e11
 
 // skuPrice checks a variant's price against its product's price (want):
