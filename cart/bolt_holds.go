@@ -193,7 +193,7 @@ func reserveLocked(tx *bbolt.Tx, bp *boltProduct, r ReserveRequest) (Hold, error
 		}
 	}
 	h := Hold{ID: r.HoldID, ProductID: p.ID, SKU: k.ID, Quantity: r.Quantity, Buyer: r.Buyer,
-		ExpiresAt: time.UnixMilli(r.Now.Add(ttl).UnixMilli()), UnitPrice: p.Price}
+		ExpiresAt: time.UnixMilli(r.Now.Add(ttl).UnixMilli()), UnitPrice: p.unitPrice(k)}
 	k.Held += r.Quantity
 	if r.Buyer != "" {
 		if err := addCount(buyers, bk, r.Quantity); err != nil {

@@ -99,9 +99,14 @@ func applyUpdate(p *Product, u ProductUpdate) error {
 			p.SKUs = p.SKUs[:0]
 			delete(u.Stock, DefaultSKU)
 		}
-		p.SKUs = append(p.SKUs, SKU{ID: in.ID, Title: in.Title, Options: in.Options})
+		p.SKUs = append(p.SKUs, SKU{ID: in.ID, Title: in.Title, Options: in.Options, Price: in.Price})
 	}
 	for id := range u.Stock {
+		if _, err := p.sku(id); err != nil {
+			return err
+		}
+	}
+	for id := range u.Prices {
 		if _, err := p.sku(id); err != nil {
 			return err
 		}
@@ -127,6 +132,10 @@ func applyUpdate(p *Product, u ProductUpdate) error {
 	for id, n := range u.Stock {
 		k, _ := p.sku(id)
 		k.Stock = n
+	}
+	for id, m := range u.Prices {
+		k, _ := p.sku(id)
+		k.Price = m
 	}
 	return nil
 }

@@ -149,6 +149,10 @@ func importUpdate(cur Product, in ProductInput, ip importedProduct) (ProductUpda
 		if !ok || k.Title != old.Title {
 			u.SKUs, changed = append(u.SKUs, k), true
 		}
+		if ok && !SamePrice(k.Price, old.Price) {
+			u.setPrice(k.ID, k.Price)
+			changed = true
+		}
 	}
 	if len(u.Stock) == 0 {
 		u.Stock = nil

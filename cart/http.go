@@ -2,6 +2,7 @@ package cart
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -82,8 +83,9 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 		}
 		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, fe.Code(), fe.Error(), extra)
 	case errors.As(err, &ce):
+		field := cmp.Or(ce.Field, "deal.price.currency")
 		httpx.WriteErrorExtra(w, http.StatusUnprocessableEntity, "currency_mismatch",
-			ce.Error()+": price the deal in the product's currency", map[string]any{"field": "deal.price.currency", "currency": ce.Want})
+			ce.Error()+": use the product's currency", map[string]any{"field": field, "currency": ce.Want})
 	case errors.Is(err, ErrHoldClaimed):
 		httpx.WriteError(w, http.StatusConflict, "already_ordered",
 			"this cart was just checked out by another request: look at your orders before buying again")
@@ -173,6 +175,7 @@ type publicSKU struct {
 	ID        string            `json:"id"`
 	Title     string            `json:"title,omitempty"`
 	Options   map[string]string `json:"options,omitempty"`
+	Price     *Money            `json:"price,omitempty"`
 	Stock     int               `json:"stock"`
 	Available int               `json:"available"`
 }
@@ -187,7 +190,7 @@ type publicProduct struct {
 func publicView(p Product) publicProduct {
 	out := publicProduct{Product: p, SKUs: make([]publicSKU, len(p.SKUs))}
 	for i, k := range p.SKUs {
-		out.SKUs[i] = publicSKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock, Available: k.Available}
+		out.SKUs[i] = publicSKU{ID: k.ID, Title: k.Title, Options: k.Options, Price: k.Price, Stock: k.Stock, Available: k.Available}
 	}
 	return out
 }
@@ -201,6 +204,9 @@ type patchBody struct {
 		ID    string  `json:"id"`
 		Stock int     `json:"stock"`
 		Title *string `json:"title"`
+		// Price: absent keeps the variant's price, null gives it the
+		// product's, {amount, currency} sets its own.
+		Price optMoney `json:"price"`
 	} `json:"skus"`
 	// AddSKUs are new variants with their stock.
 	AddSKUs []SKUInput `json:"add_skus"`
@@ -223,6 +229,9 @@ func (s *Service) handlePatchProduct(w http.ResponseWriter, r *http.Request) {
 		if k.Title != nil {
 			u.SKUs = append(u.SKUs, SKUInput{ID: k.ID, Title: *k.Title})
 		}
+		if k.Price.set {
+			u.setPrice(k.ID, k.Price.m)
+		}
 	}
 	for _, k := range b.AddSKUs {
 		if k.Stock < 0 {
@@ -234,6 +243,9 @@ func (s *Service) handlePatchProduct(w http.ResponseWriter, r *http.Request) {
 		}
 		u.Stock[k.ID] = k.Stock
 		u.SKUs = append(u.SKUs, k)
+		if k.Price != nil {
+			u.setPrice(k.ID, k.Price) // also when the variant exists
+		}
 	}
 	p, err := s.UpdateProduct(r.Context(), r.PathValue("id"), u)
 	if err != nil {

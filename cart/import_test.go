@@ -52,6 +52,10 @@ func TestShopifyImport(t *testing.T) {
 			skus[2].(map[string]any)["id"] != "linen-shirt-l-olive" || skus[2].(map[string]any)["stock"] != 0.0 {
 			t.Fatalf("shirt variants: %v", skus)
 		}
+		// The first variant's price is the product's; the L costs more.
+		if skus[0].(map[string]any)["price"] != nil || skus[2].(map[string]any)["price"].(map[string]any)["amount"] != 6400.0 {
+			t.Fatalf("shirt variant prices: %v", skus)
+		}
 		if imgs := shirt.body["images"].([]any); len(imgs) != 2 || imgs[1] != "https://cdn.example.com/linen-back.jpg" {
 			t.Fatalf("shirt images: %v", imgs)
 		}
@@ -82,6 +86,9 @@ func TestShopifyImport(t *testing.T) {
 		if !strings.Contains(string(exp.raw), "Default Title,,,,,,shopify,10,deny,manual,34.50") {
 			t.Fatalf("export does not carry the vase's on-hand 10:\n%s", exp.raw)
 		}
+		if !strings.Contains(string(exp.raw), "linen-shirt-l-olive,shopify,0,deny,manual,64.00") {
+			t.Fatalf("export does not carry the L's own price:\n%s", exp.raw)
+		}
 		round := imp(string(exp.raw), "")
 		if round.body["created"] != 0.0 || round.body["updated"] != 0.0 || round.body["unchanged"] != 3.0 || len(round.body["errors"].([]any)) != 0 {
 			t.Fatalf("round trip: %s\n%s", round.raw, exp.raw)
@@ -90,8 +97,10 @@ func TestShopifyImport(t *testing.T) {
 			t.Fatalf("vase available %d after round trip, want 10", n)
 		}
 
-		// An edited file updates by handle: a new price, one more variant.
-		edited := strings.Replace(string(fixture), "34,50", "29.00", 1) + "linen-shirt,,,,,,,,,XL,,Sand,,,LS-XL-SAND,300,shopify,5,deny,manual,59.00,,TRUE,TRUE,,,,,,,,\n"
+		// An edited file updates by handle: a new price, one more variant
+		// at its own price, the L back at the product's price.
+		edited := strings.Replace(strings.Replace(string(fixture), "34,50", "29.00", 1), "64.00", "59.00", 1) +
+			"linen-shirt,,,,,,,,,XL,,Sand,,,LS-XL-SAND,300,shopify,5,deny,manual,69.00,,TRUE,TRUE,,,,,,,,\n"
 		upd := imp(edited, "")
 		if upd.body["updated"] != 2.0 || upd.body["created"] != 0.0 {
 			t.Fatalf("update import: %s", upd.raw)
@@ -99,7 +108,9 @@ func TestShopifyImport(t *testing.T) {
 		if v := h.do("GET", "/api/products/ceramic-vase", nil); v.body["price"].(map[string]any)["amount"] != 2900.0 || v.body["available"] != 12.0 {
 			t.Fatalf("vase after update: %s", v.raw)
 		}
-		if s := h.do("GET", "/api/products/linen-shirt", nil); len(s.body["skus"].([]any)) != 4 || s.body["available"] != 16.0 {
+		s := h.do("GET", "/api/products/linen-shirt", nil)
+		if skus := s.body["skus"].([]any); len(skus) != 4 || s.body["available"] != 16.0 || skus[2].(map[string]any)["price"] != nil ||
+			skus[3].(map[string]any)["price"].(map[string]any)["amount"] != 6900.0 {
 			t.Fatalf("shirt after update: %s", s.raw)
 		}
 	})

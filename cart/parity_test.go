@@ -130,6 +130,7 @@ func paritySteps(t *testing.T, s Store, now time.Time) []string {
 	rec("update unknown sku", p, err)
 	p, err = s.UpdateProduct(ctx, "nope", ProductUpdate{Active: &off})
 	rec("update unknown", p, err)
+	variantPriceSteps(ctx, s, now, mk, product, res, rec)
 	ps, err := s.ListProducts(ctx)
 	rec("list products", ps, err)
 
@@ -186,6 +187,33 @@ func paritySteps(t *testing.T, s Store, now time.Time) []string {
 	seen, err = s.SeenEvent(ctx, "evt")
 	rec("seen after mark", seen, err)
 	return out
+}
+
+// variantPriceSteps covers per-variant prices: created, re-priced, cleared
+// and added by UpdateProduct, read back, and locked into holds (a deal
+// still prices every variant).
+func variantPriceSteps(ctx context.Context, s Store, now time.Time, mk func(Product), product func(string),
+	res func(string, ReserveRequest), rec func(string, any, error)) {
+	eur := func(a int64) *Money { return &Money{Amount: a, Currency: "eur"} }
+	mk(Product{ID: "var", Title: "Var", Price: *eur(1000), Active: true,
+		SKUs: []SKU{{ID: "m", Stock: 3}, {ID: "xl", Title: "XL", Stock: 3, Price: eur(1200)}}})
+	product("var")
+	res("variant price", ReserveRequest{HoldID: "v1", ProductID: "var", SKU: "xl", Quantity: 1})
+	res("product price", ReserveRequest{HoldID: "v2", ProductID: "var", SKU: "m", Quantity: 1})
+	p, err := s.UpdateProduct(ctx, "var", ProductUpdate{Prices: map[string]*Money{"m": eur(800), "xl": nil},
+		SKUs: []SKUInput{{ID: "xxl", Title: "XXL", Price: eur(1500)}, {ID: "xl", Title: "XL!"}}, Stock: map[string]int{"xxl": 2}})
+	rec("update variant prices", p, err)
+	res("re-priced", ReserveRequest{HoldID: "v3", ProductID: "var", SKU: "m", Quantity: 1})
+	res("price cleared", ReserveRequest{HoldID: "v4", ProductID: "var", SKU: "xl", Quantity: 1})
+	res("new variant's price", ReserveRequest{HoldID: "v5", ProductID: "var", SKU: "xxl", Quantity: 1})
+	res("re-set takes today's price", ReserveRequest{HoldID: "v1", ProductID: "var", SKU: "xl", Quantity: 2})
+	p, err = s.UpdateProduct(ctx, "var", ProductUpdate{Prices: map[string]*Money{"zz": eur(100)}})
+	rec("update unknown variant's price", p, err)
+	d, err := s.SetDeal(ctx, "var", Deal{Price: *eur(500), EndsAt: now.Add(time.Hour)})
+	rec("deal on variants", normDeal(&d), err)
+	res("deal beats the variant's price", ReserveRequest{HoldID: "v6", ProductID: "var", SKU: "xxl", Quantity: 1})
+	rec("clear variants' deal", nil, s.ClearDeal(ctx, "var"))
+	product("var")
 }
 
 var dealIDRE = regexpMust(`[0-9a-f]{32}`)

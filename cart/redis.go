@@ -14,7 +14,8 @@ import (
 // the hash tag {productID} (Redis Cluster safe):
 //
 //	streamd:cart:{p}:def        product definition (JSON, without counters)
-//	streamd:cart:{p}:inv        hash: active, price, currency, limit, stock:<sku>, held:<sku>, sold:<sku>
+//	streamd:cart:{p}:inv        hash: active, price, currency, limit, stock:<sku>, held:<sku>, sold:<sku>,
+//	                                  price:<sku> (a variant's own price, when it has one)
 //	streamd:cart:{p}:exp        zset: hold id → expiry (ms)
 //	streamd:cart:{p}:holds      hash: hold id → hold JSON
 //	streamd:cart:{p}:buyers     hash: buyer → units held or sold

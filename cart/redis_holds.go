@@ -98,7 +98,8 @@ if deal then
 end
 if old then undo(old) end
 local h = {id = hid, st = 'held', sku = sku, q = qty, b = buyer, e = now + ttl, d = '',
-  a = tonumber(redis.call('HGET', KEYS[1], 'price')), c = redis.call('HGET', KEYS[1], 'currency')}
+  a = tonumber(redis.call('HGET', KEYS[1], 'price:'..sku) or redis.call('HGET', KEYS[1], 'price')),
+  c = redis.call('HGET', KEYS[1], 'currency')}
 redis.call('HINCRBY', KEYS[1], 'held:'..sku, qty)
 if buyer ~= '' then redis.call('HINCRBY', KEYS[4], buyer, qty) end
 if deal then

@@ -56,9 +56,24 @@ func invFields(p *Product, withStock bool) []any {
 		only = p.SKUs[0].ID
 	}
 	f := []any{"active", active, "price", p.Price.Amount, "currency", p.Price.Currency, "limit", p.PerBuyerLimit, "only_sku", only}
-	if withStock {
-		for _, k := range p.SKUs {
+	for _, k := range p.SKUs {
+		if k.Price != nil {
+			f = append(f, "price:"+k.ID, k.Price.Amount)
+		}
+		if withStock {
 			f = append(f, "stock:"+k.ID, k.Stock)
+		}
+	}
+	return f
+}
+
+// unpricedFields are the price:<sku> fields of the SKUs that have no price
+// of their own (any left from before the update go).
+func unpricedFields(p *Product) []string {
+	var f []string
+	for _, k := range p.SKUs {
+		if k.Price == nil {
+			f = append(f, "price:"+k.ID)
 		}
 	}
 	return f
@@ -94,6 +109,9 @@ func (s *RedisStore) UpdateProduct(ctx context.Context, id string, u ProductUpda
 				f = append(f, "stock:"+kk.ID, n)
 			}
 			pipe.HSet(ctx, k[0], f...)
+			if del := unpricedFields(&p); len(del) > 0 {
+				pipe.HDel(ctx, k[0], del...)
+			}
 			return nil
 		})
 		return err

@@ -28,6 +28,8 @@ type SKUInput struct {
 	Title   string            `json:"title,omitempty"`
 	Options map[string]string `json:"options,omitempty"`
 	Stock   int               `json:"stock"`
+	// Price is the variant's own price (absent: the product's).
+	Price *Money `json:"price,omitempty"`
 }
 
 func invalid(format string, a ...any) error {
@@ -39,7 +41,7 @@ func checkMoney(m *Money) error {
 	if !currencyRE.MatchString(m.Currency) {
 		return invalid("price.currency must be an ISO 4217 code like \"eur\"")
 	}
-	if m.Amount < 0 || m.Amount > 1e11 {
+	if m.Amount < 0 || m.Amount > maxPriceAmount {
 		return invalid("price.amount must be a non-negative integer in minor units")
 	}
 	return nil
@@ -85,8 +87,12 @@ func newProduct(in ProductInput) (Product, error) {
 		if k.Stock < 0 {
 			return Product{}, invalid("sku stock must not be negative")
 		}
+		price, err := skuPrice(fmt.Sprintf("skus[%d].price", i), k.Price, p.Price)
+		if err != nil {
+			return Product{}, err
+		}
 		seen[k.ID] = true
-		p.SKUs = append(p.SKUs, SKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock})
+		p.SKUs = append(p.SKUs, SKU{ID: k.ID, Title: k.Title, Options: k.Options, Stock: k.Stock, Price: price})
 	}
 	return p, nil
 }
@@ -145,6 +151,9 @@ func (s *Service) UpdateProduct(ctx context.Context, id string, u ProductUpdate)
 		if err := s.prepareSKUs(ctx, id, &u); err != nil {
 			return Product{}, err
 		}
+	}
+	if err := s.checkSKUPrices(ctx, id, &u); err != nil {
+		return Product{}, err
 	}
 	p, err := s.Store.UpdateProduct(ctx, id, u)
 	if err != nil {

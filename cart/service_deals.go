@@ -35,8 +35,12 @@ func (s *Service) SetDeal(ctx context.Context, productID string, d Deal) error {
 		// product unpayable together with its other lines.
 		return &CurrencyError{Want: p.Price.Currency, Got: d.Price.Currency}
 	}
-	if d.Price.Amount >= p.Price.Amount {
-		return fmt.Errorf("%w: the deal price must be below the regular price %d %s", ErrDealPrice, p.Price.Amount, p.Price.Currency)
+	// A deal prices every variant alike, so it must be below the lowest
+	// regular price of them all (a deal dearer than some variant's own
+	// price would raise that variant's price); it is checked when the deal
+	// is set, as the product price is — editing prices later is not.
+	if low := p.lowestPrice(); d.Price.Amount >= low.Amount {
+		return fmt.Errorf("%w: the deal price must be below the regular price %d %s", ErrDealPrice, low.Amount, low.Currency)
 	}
 	if _, err := s.Store.SetDeal(ctx, productID, d); err != nil {
 		return err
@@ -54,10 +58,17 @@ const (
 	maxDealHoldTTL = 24 * time.Hour
 )
 
-// CurrencyError says a deal's price is not in its product's currency.
-type CurrencyError struct{ Want, Got string }
+// CurrencyError says a deal's price (Field "") or a variant's (Field
+// names it) is not in its product's currency.
+type CurrencyError struct {
+	Want, Got string
+	Field     string
+}
 
 func (e *CurrencyError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %q is not the product's currency %q", e.Field, e.Got, e.Want)
+	}
 	return fmt.Sprintf("the deal's currency %q is not the product's %q", e.Got, e.Want)
 }
 

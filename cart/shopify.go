@@ -187,11 +187,13 @@ func parseShopifyCSV(r io.Reader, currency string) ([]importedProduct, []ImportE
 			}
 			qty = max(qty, 0) // Shopify allows overselling into negatives; none is left
 		}
+		// The first variant's price is the product's; a variant priced
+		// otherwise gets its own price.
+		var own *Money
 		if len(p.in.SKUs) == 0 && !p.defaultOnly && p.in.Price.Currency == "" {
 			p.in.Price = Money{Amount: price, Currency: currency}
 		} else if price != p.in.Price.Amount {
-			fail(rowNum, handle, "variant price %s differs from the product's first variant: streamd prices a product's variants alike", get("Variant Price"))
-			continue
+			own = &Money{Amount: price, Currency: currency}
 		}
 		var titles []string
 		opts := map[string]string{}
@@ -232,7 +234,7 @@ func parseShopifyCSV(r io.Reader, currency string) ([]importedProduct, []ImportE
 		if len(opts) == 0 {
 			opts = nil
 		}
-		p.in.SKUs = append(p.in.SKUs, SKUInput{ID: id, Title: strings.Join(titles, " / "), Options: opts})
+		p.in.SKUs = append(p.in.SKUs, SKUInput{ID: id, Title: strings.Join(titles, " / "), Options: opts, Price: own})
 		p.onHand[id] = qty
 	}
 	var good []importedProduct
@@ -331,7 +333,8 @@ func writeShopifyCSV(w io.Writer, ps []Product) error {
 				set("Variant Inventory Qty", strconv.Itoa(k.Stock-k.Sold))
 				set("Variant Inventory Policy", "deny")
 				set("Variant Fulfillment Service", "manual")
-				set("Variant Price", fmt.Sprintf("%d.%02d", p.Price.Amount/100, p.Price.Amount%100))
+				price := p.unitPrice(&k)
+				set("Variant Price", fmt.Sprintf("%d.%02d", price.Amount/100, price.Amount%100))
 				set("Variant Requires Shipping", "TRUE")
 				set("Variant Taxable", "TRUE")
 			}

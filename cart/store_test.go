@@ -167,6 +167,18 @@ func TestStoreConformance(t *testing.T) {
 			if n := avail(t, s, "h1"); n != 10 {
 				t.Fatalf("available %d, want 10", n)
 			}
+			// A variant's own price is what its holds lock in.
+			xl := Money{Amount: 5900, Currency: "eur"}
+			mkProduct(t, s, "h2", 0, 0, SKU{ID: "m", Stock: 2}, SKU{ID: "xl", Stock: 2, Price: &xl})
+			for sku, want := range map[string]int64{"m": 4900, "xl": 5900} {
+				h, err := s.Reserve(ctx, ReserveRequest{HoldID: sku, ProductID: "h2", SKU: sku, Quantity: 1, TTL: time.Minute, Now: now})
+				if err != nil || h.UnitPrice != (Money{Amount: want, Currency: "eur"}) {
+					t.Fatalf("hold of %s: %+v %v, want %d", sku, h, err, want)
+				}
+			}
+			if p, err := s.GetProduct(ctx, "h2"); err != nil || p.SKUs[1].Price == nil || *p.SKUs[1].Price != xl || p.SKUs[0].Price != nil {
+				t.Fatalf("variant prices read back: %+v %v", p.SKUs, err)
+			}
 			// Stock lowered below what is held: available never goes negative.
 			if _, err := reserve(s, "h1", "c", "", 8, now); err != nil {
 				t.Fatal(err)

@@ -26,6 +26,9 @@ type SKU struct {
 	ID      string            `json:"id"`
 	Title   string            `json:"title,omitempty"`
 	Options map[string]string `json:"options,omitempty"`
+	// Price is the variant's own price (nil: the product's), in the
+	// product's currency; holds lock it in like the product's (unitPrice).
+	Price *Money `json:"price,omitempty"`
 	// Stock is the number of units the shop has for sale in total; Available
 	// is Stock − held − sold, never below zero (filled by the Store).
 	Stock     int `json:"stock"`
@@ -87,6 +90,15 @@ func (p *Product) sku(id string) (*SKU, error) {
 	return nil, ErrUnknownSKU
 }
 
+// unitPrice is what a unit of the SKU costs without a deal: its own price
+// when it has one, else the product's.
+func (p *Product) unitPrice(k *SKU) Money {
+	if k.Price != nil {
+		return *k.Price
+	}
+	return p.Price
+}
+
 func (p *Product) fillTotals(now time.Time) {
 	p.Stock, p.Available = 0, 0
 	for i := range p.SKUs {
@@ -115,8 +127,12 @@ type ProductUpdate struct {
 	Active        *bool          `json:"active,omitempty"`
 	PerBuyerLimit *int           `json:"per_buyer_limit,omitempty"`
 	Stock         map[string]int `json:"-"`
+	// Prices sets the price of SKUs by id (a nil value: the product's
+	// price again); on the wire it is "price" in "skus", see patchBody.
+	Prices map[string]*Money `json:"-"`
 	// SKUs renames variants that exist and adds the ones that do not (their
-	// stock comes from Stock). A variant is never removed — orders and holds
+	// stock comes from Stock, their price from SKUInput.Price; a variant
+	// that exists keeps its price unless Prices names it). A variant is never removed — orders and holds
 	// name it — so a shop retires one by setting its stock to 0.
 	SKUs []SKUInput `json:"-"`
 	// DropDefault lets the first added variants replace the implicit SKU

@@ -136,9 +136,11 @@ type Card struct {
 
 // CardSKU is a variant offered on the card.
 type CardSKU struct {
-	ID        string `json:"id"`
-	Title     string `json:"title"`
-	Available int    `json:"available"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Price is the variant's own price (absent: the card's price).
+	Price     *cart.Money `json:"price,omitempty"`
+	Available int         `json:"available"`
 }
 
 // CardDeal is the flash deal shown on a card.
@@ -275,7 +277,8 @@ func (s *Server) RefreshCard(ctx context.Context, stream string, current json.Ra
 	same := fresh.Title == cur.Title && fresh.Description == cur.Description && fresh.Image == cur.Image &&
 		fresh.Price == cur.Price && len(fresh.SKUs) == len(cur.SKUs)
 	for i := 0; same && i < len(fresh.SKUs); i++ {
-		same = fresh.SKUs[i].ID == cur.SKUs[i].ID && fresh.SKUs[i].Title == cur.SKUs[i].Title
+		same = fresh.SKUs[i].ID == cur.SKUs[i].ID && fresh.SKUs[i].Title == cur.SKUs[i].Title &&
+			cart.SamePrice(fresh.SKUs[i].Price, cur.SKUs[i].Price)
 	}
 	if same {
 		return false, nil
@@ -341,9 +344,12 @@ func cardOf(p cart.Product, now time.Time) Card {
 	if len(p.Images) > 0 {
 		c.Image = p.Images[0]
 	}
+	if len(p.SKUs) == 1 && p.SKUs[0].Price != nil {
+		c.Price = *p.SKUs[0].Price // the only variant's own price is the price
+	}
 	if len(p.SKUs) > 1 {
 		for _, sku := range p.SKUs {
-			c.SKUs = append(c.SKUs, CardSKU{ID: sku.ID, Title: sku.Title, Available: sku.Available})
+			c.SKUs = append(c.SKUs, CardSKU{ID: sku.ID, Title: sku.Title, Price: sku.Price, Available: sku.Available})
 		}
 	}
 	if p.Deal != nil && p.Deal.Active(now) {
@@ -367,7 +373,7 @@ func fitCard(c Card) (Card, []byte) {
 	if len(b) > cardBudget {
 		skus := make([]CardSKU, len(c.SKUs))
 		for i, k := range c.SKUs {
-			skus[i] = CardSKU{ID: k.ID, Available: k.Available}
+			skus[i] = CardSKU{ID: k.ID, Price: k.Price, Available: k.Available}
 		}
 		c.SKUs = skus
 		b, _ = json.Marshal(c)

@@ -40,7 +40,8 @@ func click(t *testing.T, tab context.Context, sel string) {
 // TestCatalogBrowser: staff build the catalog in the browser. A product
 // with an uploaded photo and two variants made in the editor appears in
 // another open console without a reload; editing the product on screen
-// updates the pinned card in the player; a Shopify CSV is previewed (the
+// updates the pinned card in the player (a variant's own price set in the
+// editor shows in the buy sheet); a Shopify CSV is previewed (the
 // bad row's error shown), applied, re-imported without changes, and the
 // export round-trips. Screenshots of the editor go to docs/img.
 func TestCatalogBrowser(t *testing.T) {
@@ -121,8 +122,22 @@ func TestCatalogBrowser(t *testing.T) {
 		click(t, editor, "#add-variant")
 		setField(t, editor, "#variant-rows tr:nth-child(3) .v-title", "S / sand")
 		setField(t, editor, "#variant-rows tr:nth-child(3) .v-stock", "5")
+		// The L costs more: its own price (empty = the product's).
+		setField(t, editor, "#variant-rows tr:nth-child(2) .v-price", "64.00")
 		click(t, editor, "#save")
 		waitJS(t, player, 10*time.Second, `(() => { const c = document.querySelector('.card'); return c.querySelector('.card-title').textContent === 'Linen shirt, washed' && c.dataset.available === '12' })()`)
+		var priced struct {
+			SKUs []struct {
+				ID    string
+				Price *struct{ Amount int64 }
+			}
+		}
+		api(t, "GET", base+"/api/products/linen-shirt", "", nil, &priced)
+		if len(priced.SKUs) != 3 || priced.SKUs[0].Price != nil || priced.SKUs[1].Price == nil || priced.SKUs[1].Price.Amount != 6400 {
+			t.Fatalf("variant prices after the edit: %+v", priced)
+		}
+		// Variants at different prices: the card says "from" the cheapest.
+		waitJS(t, player, 5*time.Second, `(() => { const t = document.querySelector('.card .card-now').textContent; return t.startsWith('from ') && t.includes('59') })()`)
 		waitJS(t, console, 5*time.Second, `document.querySelector('.tile[data-product="linen-shirt"] .tile-title').textContent === 'Linen shirt, washed'`)
 
 		// The buy sheet's stepper stops at the per-buyer limit (2), not at Pay.
@@ -132,6 +147,13 @@ func TestCatalogBrowser(t *testing.T) {
 		if q := eval[string](t, player, `document.querySelector('.qty').textContent + (document.querySelector('.qty-plus').disabled ? ' max' : '')`); q != "2 max" {
 			t.Fatalf("stepper with a per-buyer limit of 2: %q", q)
 		}
+		// The buy sheet shows the chosen variant's price: M at the product's
+		// 59.00, the L at its own 64.00 (and the total follows).
+		if p := eval[string](t, player, `document.querySelector('.sheet-price').textContent`); !strings.Contains(p, "59") {
+			t.Fatalf("sheet price of the M: %q", p)
+		}
+		click(t, player, ".chip:nth-child(2)")
+		waitJS(t, player, 5*time.Second, `document.querySelector('.chip:nth-child(2)').getAttribute('aria-pressed') === 'true' && document.querySelector('.sheet-price').textContent.includes('64') && document.querySelector('.sheet-pay').textContent.includes('128')`)
 		click(t, player, ".sheet-x")
 
 		// A capped deal: "5 at the deal price", apart from the stock; the

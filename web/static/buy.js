@@ -31,6 +31,32 @@ export const fmtMoney = (m) => {
   } catch { return `${(m.amount / 100).toFixed(2)} ${(m.currency || '').toUpperCase()}`; }
 };
 
+// variantPrice is what a unit of the card's variant costs without a deal:
+// the variant's own price when it has one, else the card's.
+export function variantPrice(card, skuId) {
+  const s = (card.skus || []).find((x) => x && x.id === skuId);
+  return (s && s.price) || card.price;
+}
+
+// lowestPrice is the card's price for a card whose variants are priced
+// differently: the lowest of them, with varies set ("from €59.00").
+export function lowestPrice(card) {
+  let low = card.price, varies = false;
+  for (const s of card.skus || []) {
+    if (!s || !s.price || s.price.amount === card.price.amount) continue;
+    varies = true;
+    if (s.price.amount < low.amount) low = s.price;
+  }
+  return { price: low, varies };
+}
+
+// fmtFromPrice shows a product's (or card's) regular price: "from" the
+// cheapest variant's when its variants are priced differently.
+export function fmtFromPrice(p) {
+  const low = lowestPrice(p);
+  return (low.varies ? 'from ' : '') + fmtMoney(low.price);
+}
+
 export function uuid() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -109,7 +135,9 @@ export function openBuySheet(opts) {
   const chips = q('.chips');
   requestAnimationFrame(() => wrap.classList.add('open'));
 
-  function unitPrice() { return deal ? deal.price : card.price; }
+  // A deal prices every variant alike; else the chosen variant's price.
+  function regularPrice() { return variantPrice(card, sku); }
+  function unitPrice() { return deal ? deal.price : regularPrice(); }
   // avail is what the server says is for sale now; the units this sheet
   // holds are not in it, and they are this buyer's. Without adding them back
   // the buyer holding a deal's last unit read "Sold out" on their own sheet
@@ -136,7 +164,7 @@ export function openBuySheet(opts) {
     q('.sheet-title').textContent = card.title;
     const p = q('.sheet-price');
     p.textContent = fmtMoney(unitPrice());
-    if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(card.price); p.append(' ', s); p.classList.add('deal'); } else p.classList.remove('deal');
+    if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(regularPrice()); p.append(' ', s); p.classList.add('deal'); } else p.classList.remove('deal');
   }
   function renderForm() {
     renderHead();

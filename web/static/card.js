@@ -10,7 +10,7 @@
 // so it reaches zero at the same instant on every screen.
 //
 // player (all optional): {streamId, serverNow(), source ("player"|"showroom"), sheetRoot}
-import { openBuySheet, fmtMoney } from './buy.js';
+import { openBuySheet, fmtMoney, fmtFromPrice, lowestPrice } from './buy.js';
 
 export function createCardView(root, player = {}) {
   const el = document.createElement('div');
@@ -64,8 +64,10 @@ export function createCardView(root, player = {}) {
     const deal = dealActive(c) ? c.deal : null;
     el.classList.toggle('has-deal', !!deal);
     flash.hidden = !deal;
-    priceNow.textContent = fmtMoney(deal ? deal.price : c.price);
-    priceWas.textContent = deal ? fmtMoney(c.price) : '';
+    // Variants priced differently: "from" the lowest (the buy sheet shows
+    // the chosen variant's price); a deal prices them all alike.
+    priceNow.textContent = deal ? fmtMoney(deal.price) : fmtFromPrice(c);
+    priceWas.textContent = deal ? fmtMoney(lowestPrice(c).price) : '';
     priceWas.hidden = !deal;
 
     const n = available(c);

@@ -5,7 +5,7 @@
 import { whepPlay } from './webrtc.js';
 import { connectOverlay } from './overlay-client.js';
 import { toast as showToast } from './toast.js';
-import { fmtMoney, uuid } from './buy.js';
+import { fmtMoney, fmtFromPrice, uuid, lowestPrice } from './buy.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 document.getElementById('qr').href = `/visit/${encodeURIComponent(streamId)}/qr.png`;
@@ -233,7 +233,7 @@ function renderGrid() {
     if (img) tile.querySelector('img').src = img;
     else tile.querySelector('.tile-ph').textContent = (p.title || '?').charAt(0).toUpperCase();
     tile.querySelector('.tile-title').textContent = p.title;
-    tile.querySelector('.tile-price').textContent = fmtMoney(p.price);
+    tile.querySelector('.tile-price').textContent = fmtFromPrice(p);
     const st = tile.querySelector('.tile-stock');
     st.textContent = avail <= 0 ? 'Sold out' : `${avail} in stock` + (S.soldOf[id] ? ` · ${S.soldOf[id]} sold` : '');
     if (dealCap(id) && S.dealLeft[id] !== undefined) st.textContent += ` · ${S.dealLeft[id]} at the deal price`;
@@ -312,18 +312,18 @@ function renderOnAir() {
   else body.querySelector('.tile-ph').textContent = (c.title || '?').charAt(0).toUpperCase();
   body.querySelector('.onair-title').textContent = c.title;
   const price = body.querySelector('.onair-price');
-  price.textContent = fmtMoney(deal ? deal.price : c.price);
-  if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(c.price); price.append(' ', s); }
+  price.textContent = deal ? fmtMoney(deal.price) : fmtFromPrice(c);
+  if (deal) { const s = document.createElement('s'); s.textContent = fmtMoney(lowestPrice(c).price); price.append(' ', s); }
   body.querySelector('.onair-stock').textContent = (avail <= 0 ? 'Sold out' : `${avail} available`) + (deal && deal.quantity ? ` · ${S.dealLeft[c.product_id] ?? deal.quantity} at the deal price` : '') + (S.soldOf[c.product_id] ? ` · ${S.soldOf[c.product_id]} sold this show` : '');
   renderSales();
   pc.hidden = false;
-  pc.textContent = `${c.title} · ${fmtMoney(deal ? deal.price : c.price)}`;
+  pc.textContent = `${c.title} · ${deal ? fmtMoney(deal.price) : fmtFromPrice(c)}`;
   $('deal-end').hidden = !deal;
   $('deal-start').textContent = deal ? 'Restart deal' : 'Start deal';
   const dp = $('deal-price');
   if (dp.dataset.for !== c.product_id) {
     dp.dataset.for = c.product_id;
-    dp.value = ((Math.round(c.price.amount * 0.8) / 100)).toFixed(2);
+    dp.value = ((Math.round(lowestPrice(c).price.amount * 0.8) / 100)).toFixed(2);
   }
   tickDeal();
 }
@@ -367,7 +367,9 @@ $('deal').addEventListener('submit', async (e) => {
   const qtyRaw = $('deal-qty').value.trim();
   const qty = qtyRaw ? parseInt(qtyRaw, 10) : 0;
   if (!(amount > 0)) { toast('Enter a deal price, e.g. 39.00', 'error'); return; }
-  if (amount >= c.price.amount) { toast(`A deal must cost less than the regular ${fmtMoney(c.price)}`, 'error'); return; }
+  // A deal prices every variant alike: it must be below the cheapest.
+  const low = lowestPrice(c).price;
+  if (amount >= low.amount) { toast(`A deal must cost less than the regular ${fmtMoney(low)}`, 'error'); return; }
   if (!(duration > 0)) { toast('Enter how many seconds the deal runs', 'error'); return; }
   if (qtyRaw && !(qty > 0)) { toast('Units must be a positive number (or empty for no cap)', 'error'); return; }
   const deal = { price: { amount, currency: c.price.currency }, duration_s: duration };

@@ -6,7 +6,7 @@
 // a change through the overlay's "catalog" events; this page does too.
 import { connectOverlay } from './overlay-client.js';
 import { toast as showToast } from './toast.js';
-import { fmtMoney } from './buy.js';
+import { fmtMoney, fmtFromPrice } from './buy.js';
 
 const parts = location.pathname.split('/').filter(Boolean); // console, {stream}, products
 const streamId = decodeURIComponent(parts[1] || '');
@@ -99,7 +99,7 @@ function renderRows() {
     li.querySelector('.pp-name').textContent = p.title;
     const variants = (p.skus || []).length > 1 ? ` · ${p.skus.length} variants` : '';
     li.querySelector('.pp-sub').textContent = (p.active ? `${p.available} available` : 'Archived') + variants;
-    li.querySelector('.pp-price').textContent = fmtMoney(p.price);
+    li.querySelector('.pp-price').textContent = fmtFromPrice(p);
     li.addEventListener('click', () => edit(p.id));
     li.addEventListener('keydown', (e) => { if (e.key === 'Enter') edit(p.id); });
     ul.appendChild(li);
@@ -128,7 +128,7 @@ function edit(id) {
   S.photos = p ? [...p.images] : [];
   const skus = p ? p.skus || [] : [];
   const single = p && skus.length === 1 && skus[0].id === 'default';
-  S.variants = single || !p ? [] : skus.map((k) => ({ id: k.id, title: k.title || k.id, stock: k.stock, existing: true, sold: k.sold, available: k.available }));
+  S.variants = single || !p ? [] : skus.map((k) => ({ id: k.id, title: k.title || k.id, stock: k.stock, price: k.price ? price(k.price) : '', existing: true, sold: k.sold, available: k.available }));
   $('f-stock').value = single ? String(skus[0].stock) : '0';
   $('form-status').textContent = p ? (p.active ? 'On sale' : 'Archived') : '';
   $('form-status').dataset.active = String(!p || p.active);
@@ -200,8 +200,9 @@ function renderVariants() {
   tb.textContent = '';
   S.variants.forEach((v, i) => {
     const tr = document.createElement('tr');
-    tr.innerHTML = '<td><input class="v-title" placeholder="M / black"></td><td><input class="v-id" placeholder="auto"></td><td><input class="v-stock" inputmode="numeric"></td><td class="v-note"></td>';
-    const t = tr.querySelector('.v-title'), id = tr.querySelector('.v-id'), st = tr.querySelector('.v-stock');
+    tr.innerHTML = '<td><input class="v-title" placeholder="M / black"></td><td><input class="v-id" placeholder="auto"></td><td><input class="v-stock" inputmode="numeric"></td>' +
+      '<td><input class="v-price" inputmode="decimal" aria-label="Variant price (empty: the product\'s price)"></td><td class="v-note"></td>';
+    const t = tr.querySelector('.v-title'), id = tr.querySelector('.v-id'), st = tr.querySelector('.v-stock'), pr = tr.querySelector('.v-price');
     t.value = v.title || '';
     id.value = v.id || '';
     id.readOnly = v.existing;
@@ -209,6 +210,10 @@ function renderVariants() {
     t.addEventListener('input', () => { v.title = t.value; });
     id.addEventListener('input', () => { v.id = id.value.trim(); });
     st.addEventListener('input', () => { v.stock = st.value; });
+    // Empty: the variant costs what the product costs.
+    pr.value = v.price || '';
+    pr.placeholder = $('f-price').value || 'same';
+    pr.addEventListener('input', () => { v.price = pr.value.trim(); });
     const note = tr.querySelector('.v-note');
     if (v.existing) note.textContent = `${v.available} left${v.sold ? ` · ${v.sold} sold` : ''}`;
     else {
@@ -254,21 +259,30 @@ $('form').addEventListener('submit', async (e) => {
     const stock = parseInt(v.stock, 10);
     if (!(stock >= 0)) return formError(`Stock of “${v.title || v.id}” must be 0 or more`);
     if (!v.title && !v.id) return formError('Give each variant a name, e.g. “M / black”');
-    variants.push({ id: v.id || slug(`${id}-${v.title}`), title: v.title || v.id, stock, existing: v.existing });
+    let own = null; // the variant's own price, null: the product's
+    if (v.price) {
+      const a = Math.round(parseFloat(v.price.replace(',', '.')) * 100);
+      if (!(a > 0)) return formError(`Price of “${v.title || v.id}” must be more than 0, or empty for the product's price`);
+      own = { amount: a, currency: body.price.currency };
+    }
+    variants.push({ id: v.id || slug(`${id}-${v.title}`), title: v.title || v.id, stock, price: own, existing: v.existing });
   }
+  // On the wire: an existing variant's null price clears its own price; a
+  // new variant without one simply has none.
+  const wire = ({ id: k, title, stock, price: own }) => (own ? { id: k, title, stock, price: own } : { id: k, title, stock });
   const single = parseInt($('f-stock').value, 10);
   if (!variants.length && !(single >= 0)) return formError('Stock must be 0 or more');
   let r;
   if (isNew) {
     if (!id) return formError('Give the product a handle (its id), e.g. linen-shirt');
     Object.assign(body, { id, active: true });
-    if (variants.length) body.skus = variants.map(({ id: k, title, stock }) => ({ id: k, title, stock }));
+    if (variants.length) body.skus = variants.map(wire);
     else body.stock = single;
     r = await api('POST', '/api/products', body);
   } else {
     if (variants.length) {
-      body.skus = variants.filter((v) => v.existing).map(({ id: k, title, stock }) => ({ id: k, title, stock }));
-      body.add_skus = variants.filter((v) => !v.existing).map(({ id: k, title, stock }) => ({ id: k, title, stock }));
+      body.skus = variants.filter((v) => v.existing).map(({ id: k, title, stock, price: own }) => ({ id: k, title, stock, price: own }));
+      body.add_skus = variants.filter((v) => !v.existing).map(wire);
     } else body.stock = single;
     r = await api('PATCH', `/api/products/${encodeURIComponent(id)}`, body);
   }
