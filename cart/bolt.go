@@ -22,6 +22,7 @@ var (
 	bCarts      = []byte("cart.carts")      // id → Cart
 	bEvents     = []byte("cart.events")     // webhook event id → be64(unix)
 	bClaims     = []byte("cart.claims")     // pid \0 holdID → the order that holds it
+	bEmails     = []byte("cart.emails")     // pid \0 [dealID \0] sha256(email) → be64 units ordered
 )
 
 // BoltStore is the embedded Store on a bbolt file handed in by cmd/streamd.
@@ -34,7 +35,7 @@ type BoltStore struct {
 // NewBoltStore creates the cart buckets in db.
 func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bProducts, bHolds, bHoldExp, bBuyers, bDealBuyers, bOrders, bOrderTime, bPending, bIdem, bCarts, bEvents, bClaims} {
+		for _, b := range [][]byte{bProducts, bHolds, bHoldExp, bBuyers, bDealBuyers, bOrders, bOrderTime, bPending, bIdem, bCarts, bEvents, bClaims, bEmails} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -31,6 +31,29 @@ func getOrder(tx *bbolt.Tx, id string) (Order, error) {
 	return decodeOrder(v)
 }
 
+func emailKey(c emailClaim) []byte {
+	if c.DealID == "" {
+		return cat([]byte(c.ProductID), nul, []byte(c.Email))
+	}
+	return cat([]byte(c.ProductID), nul, []byte(c.DealID), nul, []byte(c.Email))
+}
+
+// claimEmails counts an order's email claims, or refuses them all with
+// the *LimitError of the first that the count cannot take.
+func claimEmails(b *bbolt.Bucket, claims []emailClaim) error {
+	for _, c := range claims {
+		if have := getCount(b, emailKey(c)); have+c.Units > c.Limit {
+			return emailLimitError(c, have)
+		}
+	}
+	for _, c := range claims {
+		if err := addCount(b, emailKey(c), c.Units); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool, err error) {
 	defer httpx.MarkBolt(&err)
 	var out Order
@@ -59,6 +82,9 @@ func (s *BoltStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool, 
 			if err := claims.Put(k, []byte(o.ID)); err != nil {
 				return err
 			}
+		}
+		if err := claimEmails(tx.Bucket(bEmails), o.emailClaims); err != nil {
+			return err
 		}
 		if err := putOrder(tx, &o); err != nil {
 			return err
@@ -125,6 +151,13 @@ func (s *BoltStore) UpdateOrder(ctx context.Context, id string, fn func(*Order) 
 		if was == StatusPending && o.Status != StatusPending {
 			if err := tx.Bucket(bPending).Delete(cat(be64(uint64(o.HoldExpiresAt.UnixMilli())), []byte(o.ID))); err != nil {
 				return err
+			}
+		}
+		if releasesEmail(was, o.Status) {
+			for _, c := range o.emailClaims {
+				if err := addCount(tx.Bucket(bEmails), emailKey(c), -c.Units); err != nil {
+					return err
+				}
 			}
 		}
 		out = o

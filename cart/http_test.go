@@ -168,10 +168,17 @@ func withBuyer(m map[string]any) map[string]any {
 	return m
 }
 
-// buy checks out as buyer: a name whose signed cookie the harness keeps.
+// buy checks out as buyer: a name whose signed cookie the harness keeps
+// (and whose email is <buyer>@example.com: per-buyer limits count both).
 func (h *harness) buy(key, buyer, product string, qty int) resp {
-	return h.do("POST", "/api/checkout", withBuyer(map[string]any{"items": []map[string]any{{"product_id": product, "quantity": qty}}, "stream": "live1", "source": "player"}),
-		"Idempotency-Key", key, "X-Buyer-Id", buyer)
+	return h.buyAs(key, buyer, buyer+"@example.com", product, qty)
+}
+
+// buyAs checks out as buyer (a cookie) giving email.
+func (h *harness) buyAs(key, buyer, email, product string, qty int) resp {
+	body := withBuyer(map[string]any{"items": []map[string]any{{"product_id": product, "quantity": qty}}, "stream": "live1", "source": "player"})
+	body["buyer"] = map[string]any{"email": email, "name": "Ana"}
+	return h.do("POST", "/api/checkout", body, "Idempotency-Key", key, "X-Buyer-Id", buyer)
 }
 
 func forEachHarness(t *testing.T, redisDB int, configure func(*Service), f func(t *testing.T, h *harness)) {

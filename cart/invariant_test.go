@@ -160,19 +160,7 @@ func TestConcurrentReplays(t *testing.T) {
 			pid := fmt.Sprint("replay", trial)
 			h.mustCode(h.staff("POST", "/api/products", map[string]any{"id": pid, "title": "Replay",
 				"price": map[string]any{"amount": 100, "currency": "eur"}, "stock": 3}), 201, "")
-			var wg sync.WaitGroup
-			res := make([]resp, n)
-			start := make(chan struct{})
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					res[i] = h.buy(fmt.Sprint("replay-key-", trial), "carol", pid, 2)
-				}()
-			}
-			close(start)
-			wg.Wait()
+			res := atOnce(n, func(int) resp { return h.buy(fmt.Sprint("replay-key-", trial), "carol", pid, 2) })
 			created := 0
 			for _, r := range res {
 				h.mustCode(r, 201, "")

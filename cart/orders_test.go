@@ -105,7 +105,7 @@ func TestOrderAccess(t *testing.T) {
 	h.mustCode(h.do("GET", "/api/orders/"+id, nil, "Cookie", BuyerCookie+"="+r.body["order_id"].(string)), 404, "not_found")
 	s := h.staff("GET", "/api/orders/"+id, nil)
 	h.mustCode(s, 200, "")
-	if s.body["buyer_id"] == nil || s.body["buyer"].(map[string]any)["email"] != "ana@example.com" || s.body["payment"].(map[string]any)["client_secret"] != nil {
+	if s.body["buyer_id"] == nil || s.body["buyer"].(map[string]any)["email"] != "alice@example.com" || s.body["payment"].(map[string]any)["client_secret"] != nil {
 		t.Fatalf("staff view: %s", s.raw)
 	}
 	// Nor is a header naming Alice's buyer id.

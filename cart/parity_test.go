@@ -20,26 +20,7 @@ func paritySteps(t *testing.T, s Store, now time.Time) []string {
 	var out []string
 	ids := map[string]string{}
 	rec := func(op string, v any, err error) {
-		var e any
-		var so *SoldOutError
-		var le *LimitError
-		switch {
-		case err == nil:
-		case errors.As(err, &so):
-			e = map[string]any{"sold_out": *so}
-		case errors.As(err, &le):
-			e = map[string]any{"limit": *le}
-		default:
-			for _, sent := range []error{ErrNotFound, ErrExists, ErrInactive, ErrSKURequired, ErrUnknownSKU, ErrHoldGone, ErrIllegalTransition, ErrInvalid, ErrHoldClaimed} {
-				if errors.Is(err, sent) {
-					e = sent.Error()
-				}
-			}
-			if e == nil {
-				e = "other: " + err.Error()
-			}
-		}
-		b, _ := json.Marshal(map[string]any{"op": op, "result": v, "err": e})
+		b, _ := json.Marshal(map[string]any{"op": op, "result": v, "err": parityErr(err)})
 		line := string(b)
 		// Deal ids are random: number them.
 		for _, m := range dealIDRE.FindAllString(line, -1) {
@@ -216,6 +197,96 @@ func variantPriceSteps(ctx context.Context, s Store, now time.Time, mk func(Prod
 	product("var")
 }
 
+// parityErr is an error as the parity steps record it: in full for the
+// typed errors, else the sentinel it wraps.
+func parityErr(err error) any {
+	var so *SoldOutError
+	var le *LimitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &so):
+		return map[string]any{"sold_out": *so}
+	case errors.As(err, &le):
+		return map[string]any{"limit": *le}
+	}
+	var e any
+	for _, sent := range []error{ErrNotFound, ErrExists, ErrInactive, ErrSKURequired, ErrUnknownSKU, ErrHoldGone, ErrIllegalTransition, ErrInvalid, ErrHoldClaimed} {
+		if errors.Is(err, sent) {
+			e = sent.Error()
+		}
+	}
+	if e == nil {
+		e = "other: " + err.Error()
+	}
+	return e
+}
+
+// emailLimitSteps checks out through a Service on the store: per-buyer
+// limits counted on the email across buyer cookies (limit 2), normalised
+// addresses, the allowance coming back when an unpaid order is cancelled
+// or expires (and once only), and a flash deal's per-buyer limit. Orders
+// stay pending (manualProvider) until they end.
+func emailLimitSteps(t *testing.T, s Store, now time.Time) []string {
+	ctx := context.Background()
+	clock := now
+	svc := &Service{Store: s, Payments: &manualProvider{}, SweepInterval: time.Hour, Now: func() time.Time { return clock }}
+	if err := svc.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	var out []string
+	rec := func(op string, v any, err error) {
+		b, _ := json.Marshal(map[string]any{"op": op, "result": v, "err": parityErr(err)})
+		out = append(out, string(b))
+	}
+	eur := Money{Amount: 500, Currency: "eur"}
+	for _, p := range []Product{
+		{ID: "lim", Title: "Lim", Price: eur, Active: true, PerBuyerLimit: 2, Images: []string{}, SKUs: []SKU{{ID: DefaultSKU, Stock: 10}}},
+		{ID: "dl", Title: "Deal", Price: eur, Active: true, Images: []string{}, SKUs: []SKU{{ID: DefaultSKU, Stock: 10}}},
+	} {
+		rec("create "+p.ID, nil, s.CreateProduct(ctx, p))
+	}
+	_, err := s.SetDeal(ctx, "dl", Deal{Price: Money{Amount: 200, Currency: "eur"}, EndsAt: time.Now().Add(time.Hour), PerBuyer: 1})
+	rec("set deal", nil, err)
+	ids := map[string]string{}
+	buy := func(name, cookie, email, pid string, q int) {
+		o, _, err := svc.Checkout(ctx, CheckoutRequest{IdempotencyKey: "key-" + name, Buyer: cookie,
+			Items: []CheckoutItem{{ProductID: pid, Quantity: q}}, Contact: &Contact{Email: email, Name: "A"}, Delivery: &Delivery{Method: DeliveryPickup}})
+		ids[name] = o.ID
+		p, _ := s.GetProduct(ctx, pid)
+		var items []OrderItem
+		for _, it := range o.Items {
+			it.HoldID = ""
+			items = append(items, it)
+		}
+		rec("checkout "+name, map[string]any{"status": o.Status, "buyer": o.Buyer, "items": items, "available": p.Available}, err)
+	}
+	cancel := func(name string) {
+		o, err := svc.CancelOrder(ctx, ids[name])
+		rec("cancel "+name, o.Status, err)
+	}
+	buy("1", "x", "a@example.com", "lim", 1)
+	buy("2", "y", "a@example.com", "lim", 2) // past the limit on the email: Have 1, holds released
+	buy("3", "y", " A@Example.com ", "lim", 1)
+	buy("4", "z", "a@example.com", "lim", 1)
+	cancel("1")
+	buy("5", "z", "a@example.com", "lim", 1) // the cancelled order's unit came back
+	cancel("1")                              // again: nothing comes back twice
+	buy("6", "w", "a@example.com", "lim", 1)
+	buy("other", "w", "b@example.com", "lim", 1)
+	clock = clock.Add(svc.HoldTTL + time.Second)
+	svc.SweepOnce(ctx) // 3, 5 and other expire unpaid
+	for _, n := range []string{"3", "5", "other"} {
+		o, err := s.GetOrder(ctx, ids[n])
+		rec("after sweep "+n, o.Status, err)
+	}
+	buy("7", "v", "a@example.com", "lim", 2)
+	buy("d1", "x", "c@example.com", "dl", 1)
+	buy("d2", "y", "C@example.com", "dl", 1) // the deal's per-buyer limit on the email
+	return out
+}
+
 var dealIDRE = regexpMust(`[0-9a-f]{32}`)
 
 // normDeal drops what depends on the clock of the read (Remaining is
@@ -234,7 +305,9 @@ func normDeal(d *Deal) *Deal {
 func TestStoreParity(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	var runs [][]string
-	forEachStore(t, 4, func(t *testing.T, s Store) { runs = append(runs, paritySteps(t, s, now)) })
+	forEachStore(t, 4, func(t *testing.T, s Store) {
+		runs = append(runs, append(paritySteps(t, s, now), emailLimitSteps(t, s, now)...))
+	})
 	if len(runs) != 2 {
 		t.Skip("one store missing")
 	}

@@ -21,6 +21,7 @@ import (
 //	streamd:cart:{p}:buyers     hash: buyer → units held or sold
 //	streamd:cart:{p}:deal       hash: id, amount, currency, ends, cap, perbuyer, ttl, used
 //	streamd:cart:{p}:dealbuyers hash: buyer → units at the current deal
+//	streamd:cart:{p}:emails     hash: sha256(email) or dealID:sha256(email) → units ordered
 //
 // Orders, idempotency records, carts and events are single keys.
 // Durability is that of the Redis server (AOF everysec loses up to ~1 s).

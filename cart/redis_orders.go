@@ -23,21 +23,36 @@ func (s *RedisStore) idemKey(k string) string   { return s.prefix + "idem:" + ha
 // entries in one atomic step: there is never an order that the index, the
 // sweeper or a retry with the same key cannot find.
 // Each hold is claimed by the order: two orders never share a hold.
+// The email's per-buyer counts take the order's units, each within its
+// limit, or the order is refused whole.
 // KEYS: order, idem, orders, orders:stream:<s>, pending, claim:<hold>...
-// ARGV: id, order JSON, created ms, hold expiry ms, pending?, keyed?, stream?
+// (ARGV[8] of them), then an email counter hash per email claim
+// ARGV: id, order JSON, created ms, hold expiry ms, pending?, keyed?,
+// stream?, holds, then field, units, limit per email claim
 // → {1} created, {0, id} the key names an order already, {-1} the id
-// exists, {-2, id} a hold is another order's.
+// exists, {-2, id} a hold is another order's, {-3, i, have} email claim i
+// (from 1) is past its limit.
 var createOrderScript = redis.NewScript(`
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[2])
   if prev then return {0, prev} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
-for i = 6, #KEYS do
+local last = 5 + tonumber(ARGV[8])
+for i = 6, last do
   local c = redis.call('GET', KEYS[i])
   if c and c ~= ARGV[1] then return {-2, c} end
 end
-for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end
+for j = 1, #KEYS - last do
+  local a = 8 + 3 * (j - 1)
+  local have = tonumber(redis.call('HGET', KEYS[last + j], ARGV[a + 1]) or 0)
+  if have + tonumber(ARGV[a + 2]) > tonumber(ARGV[a + 3]) then return {-3, j, have} end
+end
+for i = 6, last do redis.call('SET', KEYS[i], ARGV[1]) end
+for j = 1, #KEYS - last do
+  local a = 8 + 3 * (j - 1)
+  redis.call('HINCRBY', KEYS[last + j], ARGV[a + 1], ARGV[a + 2])
+end
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -45,6 +60,28 @@ if ARGV[7] == '1' then redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1]) end
 if ARGV[5] == '1' then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1]) end
 return {1}
 `)
+
+// releaseEmailsScript gives an order's email claims back; it runs in the
+// MULTI that ends the order. KEYS: a counter hash per claim; ARGV: field,
+// units per claim.
+var releaseEmailsScript = redis.NewScript(`
+for i = 1, #KEYS do
+  if redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 1], -tonumber(ARGV[2 * i])) <= 0 then
+    redis.call('HDEL', KEYS[i], ARGV[2 * i - 1])
+  end
+end
+return 0
+`)
+
+// emailCounter is the hash and field that count an email claim: the
+// product's {pid}:emails, field sha256(email) or dealID:sha256(email).
+func (s *RedisStore) emailCounter(c emailClaim) (key, field string) {
+	key = s.prefix + "{" + c.ProductID + "}:emails"
+	if c.DealID == "" {
+		return key, c.Email
+	}
+	return key, c.DealID + ":" + c.Email
+}
 
 func flag(b bool) string {
 	if b {
@@ -64,8 +101,14 @@ func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool,
 	for _, it := range o.Items {
 		keys = append(keys, s.prefix+"claim:"+it.ProductID+"\x00"+it.HoldID)
 	}
-	res, err := createOrderScript.Run(ctx, s.c, keys, o.ID, b, o.CreatedAt.UnixMilli(), o.HoldExpiresAt.UnixMilli(),
-		flag(o.Status == StatusPending), flag(o.IdempotencyKey != ""), flag(o.Stream != "")).Slice()
+	args := []any{o.ID, b, o.CreatedAt.UnixMilli(), o.HoldExpiresAt.UnixMilli(),
+		flag(o.Status == StatusPending), flag(o.IdempotencyKey != ""), flag(o.Stream != ""), len(o.Items)}
+	for _, c := range o.emailClaims {
+		k, f := s.emailCounter(c)
+		keys = append(keys, k)
+		args = append(args, f, c.Units, c.Limit)
+	}
+	res, err := createOrderScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return Order{}, false, fmt.Errorf("create order: %w", err)
 	}
@@ -77,6 +120,8 @@ func (s *RedisStore) CreateOrder(ctx context.Context, o Order) (_ Order, _ bool,
 		return prev, false, err
 	case -2:
 		return Order{}, false, fmt.Errorf("a hold of order %s: %w", res[1], ErrHoldClaimed)
+	case -3:
+		return Order{}, false, fmt.Errorf("create order: %w", emailLimitError(o.emailClaims[res[1].(int64)-1], int(res[2].(int64))))
 	}
 	return Order{}, false, fmt.Errorf("order %s: %w", o.ID, ErrExists)
 }
@@ -118,6 +163,7 @@ func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order)
 			if err != nil {
 				return err
 			}
+			was := o.Status
 			if err := fn(&o); err != nil {
 				ferr = err
 				return nil
@@ -132,6 +178,18 @@ func (s *RedisStore) UpdateOrder(ctx context.Context, id string, fn func(*Order)
 				pipe.Set(ctx, key, b, 0)
 				if o.Status != StatusPending {
 					pipe.ZRem(ctx, s.prefix+"pending", id)
+				}
+				// So do the email's per-buyer counts: given back once,
+				// when the order ends unpaid.
+				if releasesEmail(was, o.Status) && len(o.emailClaims) > 0 {
+					keys := make([]string, len(o.emailClaims))
+					args := make([]any, 0, 2*len(o.emailClaims))
+					for i, c := range o.emailClaims {
+						k, f := s.emailCounter(c)
+						keys[i] = k
+						args = append(args, f, c.Units)
+					}
+					releaseEmailsScript.Eval(ctx, pipe, keys, args...)
 				}
 				return nil
 			})

@@ -157,7 +157,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 				l.live = &Hold{ID: it.HoldID, ProductID: it.ProductID, SKU: it.SKU, Quantity: it.Quantity, Buyer: c.Buyer,
 					ExpiresAt: it.ExpiresAt, UnitPrice: it.UnitPrice}
 				if it.Deal {
-					l.live.DealID = "deal"
+					l.live.DealID = cartDealMarker
 				}
 			}
 			lines = append(lines, l)
@@ -230,6 +230,10 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (o Order, c
 		}
 		o.Total.Amount += h.UnitPrice.Amount * int64(h.Quantity)
 		o.Items = append(o.Items, h.item())
+	}
+	// The email's per-buyer limits are checked and counted by CreateOrder.
+	if o.emailClaims, err = s.emailClaims(ctx, req.Contact, holds, now); err != nil {
+		return fail(err)
 	}
 	pay, paid, err := s.Payments.Authorize(ctx, &o)
 	if err != nil {

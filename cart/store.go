@@ -35,11 +35,15 @@ type Store interface {
 	// CreateOrder stores a new order with its idempotency record, its index
 	// entries and its claim on each item's hold, in one atomic step. When
 	// the key is already used it returns that order and false;
-	// ErrHoldClaimed when another order has one of the holds.
+	// ErrHoldClaimed when another order has one of the holds. In the same
+	// step it counts the order's units on its buyer's email (o.emailClaims)
+	// or refuses with the *LimitError of the first limit they would pass.
 	CreateOrder(ctx context.Context, o Order) (Order, bool, error)
 	GetOrder(ctx context.Context, id string) (Order, error)
 	OrderByKey(ctx context.Context, idempotencyKey string) (Order, error)
-	// UpdateOrder applies fn atomically (fn may run more than once).
+	// UpdateOrder applies fn atomically (fn may run more than once). An
+	// order that ends unpaid (cancelled, expired) gives its email's
+	// per-buyer counts back in the same step.
 	UpdateOrder(ctx context.Context, id string, fn func(*Order) error) (Order, error)
 	// ListOrders lists orders, newest first, optionally of one stream.
 	ListOrders(ctx context.Context, stream string, limit int) ([]Order, error)

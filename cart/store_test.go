@@ -419,6 +419,73 @@ func TestStoreConformance(t *testing.T) {
 				t.Fatalf("list: %d %d", len(all), len(s1))
 			}
 		})
+		t.Run("email_limits", func(t *testing.T) {
+			// Limit 2 on the email: the check and the count are one step with
+			// the order; an order that ends unpaid gives its units back once.
+			now := time.Now()
+			a := emailHash("a@example.com")
+			order := func(id, key string, q int, c ...emailClaim) (Order, bool, error) {
+				return s.CreateOrder(ctx, Order{ID: id, Status: StatusPending, IdempotencyKey: key, CreatedAt: now, HoldExpiresAt: now.Add(time.Minute),
+					Items: []OrderItem{{ProductID: "el", SKU: DefaultSKU, Quantity: q, HoldID: "h-" + id}}, emailClaims: c})
+			}
+			claim := func(q int) emailClaim { return emailClaim{ProductID: "el", Email: a, Units: q, Limit: 2} }
+			var le *LimitError
+			if _, ok, err := order("e1", "ek1", 1, claim(1)); !ok || err != nil {
+				t.Fatalf("first order: %v %v", ok, err)
+			}
+			if _, _, err := order("e2", "ek2", 2, claim(2)); !errors.As(err, &le) || *le != (LimitError{ProductID: "el", Limit: 2, Have: 1}) {
+				t.Fatalf("past the limit: %v", err)
+			}
+			// Refused whole: no order, no key, no hold claim was left.
+			if _, err := s.GetOrder(ctx, "e2"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("refused order stored: %v", err)
+			}
+			if _, err := s.OrderByKey(ctx, "ek2"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("refused order's key stored: %v", err)
+			}
+			if _, ok, err := order("e2", "ek2", 1, claim(1)); !ok || err != nil {
+				t.Fatalf("second order within the limit: %v %v", ok, err)
+			}
+			if prev, ok, err := order("e9", "ek2", 1, claim(1)); ok || err != nil || prev.ID != "e2" {
+				t.Fatalf("a replay is not counted again: %v %v %v", prev.ID, ok, err)
+			}
+			// The deal counts apart from the product.
+			dc := emailClaim{ProductID: "el", DealID: "d1", Email: a, Units: 1, Limit: 1}
+			if _, _, err := order("e3", "ek3", 1, claim(1), dc); !errors.As(err, &le) || le.Have != 2 || le.Deal {
+				t.Fatalf("full: %v", err)
+			}
+			if _, ok, err := order("e3", "ek3", 1, dc); !ok || err != nil {
+				t.Fatalf("deal claim: %v %v", ok, err)
+			}
+			if _, _, err := order("e4", "ek4", 1, dc); !errors.As(err, &le) || *le != (LimitError{ProductID: "el", Limit: 1, Have: 1, Deal: true}) {
+				t.Fatalf("deal limit: %v", err)
+			}
+			end := func(id string, to ...OrderStatus) {
+				t.Helper()
+				for _, st := range to {
+					if _, err := s.UpdateOrder(ctx, id, func(o *Order) error { return o.Transition(st, now) }); err != nil {
+						t.Fatalf("%s → %s: %v", id, st, err)
+					}
+				}
+			}
+			end("e1", StatusCancelled, StatusCancelled) // the second is a no-op: released once
+			end("e2", StatusPaid, StatusRefunded)       // bought: stays counted
+			if _, ok, err := order("e5", "ek5", 1, claim(1)); !ok || err != nil {
+				t.Fatalf("after a cancel: %v %v", ok, err)
+			}
+			if _, _, err := order("e6", "ek6", 1, claim(1)); !errors.As(err, &le) || le.Have != 2 {
+				t.Fatalf("released twice, or a refund gave units back: %v", err)
+			}
+			end("e5", StatusExpired)
+			if _, ok, err := order("e6", "ek6", 1, claim(1)); !ok || err != nil {
+				t.Fatalf("after expiry: %v %v", ok, err)
+			}
+			// Stored with the order, never in its JSON.
+			got, err := s.GetOrder(ctx, "e6")
+			if err != nil || len(got.emailClaims) != 1 || got.emailClaims[0].Email != a {
+				t.Fatalf("stored claims: %+v %v", got.emailClaims, err)
+			}
+		})
 		t.Run("carts_events", func(t *testing.T) {
 			c := Cart{ID: randomID(), Buyer: "b", Items: []CartItem{{OrderItem: OrderItem{ProductID: "p", Quantity: 2, HoldID: "h"}}}}
 			if err := s.PutCart(ctx, c); err != nil {

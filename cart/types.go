@@ -275,16 +275,21 @@ type Order struct {
 	// RequestHash binds IdempotencyKey to the request that made the order
 	// (see CheckoutRequest.fingerprint); kept by the stores, never sent.
 	RequestHash string `json:"-"`
+	// emailClaims are the units the order takes of per-buyer limits on its
+	// buyer's email (see email_limits.go); kept by the stores, never sent.
+	emailClaims []emailClaim
 }
 
-// storedOrder is an Order as both stores keep it: with its RequestHash.
+// storedOrder is an Order as both stores keep it: with its RequestHash
+// and its email claims.
 type storedOrder struct {
 	Order
-	RequestHash string `json:"request_hash,omitempty"`
+	RequestHash string       `json:"request_hash,omitempty"`
+	EmailClaims []emailClaim `json:"email_claims,omitempty"`
 }
 
 func encodeOrder(o Order) ([]byte, error) {
-	return json.Marshal(storedOrder{Order: o, RequestHash: o.RequestHash})
+	return json.Marshal(storedOrder{Order: o, RequestHash: o.RequestHash, EmailClaims: o.emailClaims})
 }
 
 func decodeOrder(raw []byte) (Order, error) {
@@ -293,6 +298,7 @@ func decodeOrder(raw []byte) (Order, error) {
 		return Order{}, fmt.Errorf("decode order: %w", err)
 	}
 	so.Order.RequestHash = so.RequestHash
+	so.Order.emailClaims = so.EmailClaims
 	return so.Order, nil
 }
 
