@@ -191,7 +191,7 @@ func (s *SFU) Live(stream string) bool {
 	return st != nil && st.Live()
 }
 
-// WatchedStreams lists the streams that have viewer sessions on this node.
+// WatchedStreams lists the streams that have viewer sessions or sinks on this node.
 func (s *SFU) WatchedStreams() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,6 +199,13 @@ func (s *SFU) WatchedStreams() []string {
 	var out []string
 	for v := range s.viewers {
 		if id := v.st.id; !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	// In-process consumers (an LL-HLS muxer) watch too.
+	for id, st := range s.streams {
+		if st.sinks.Load() > 0 && !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}

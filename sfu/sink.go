@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"sync"
+
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -23,9 +25,14 @@ func (st *Stream) AddSink(s Sink) (remove func()) {
 	v.ssrc, a.ssrc = st.sinkSSRC[1], st.sinkSSRC[0]
 	st.video.join(v)
 	st.audio.join(a)
+	st.sinks.Add(1)
+	var once sync.Once
 	return func() {
-		st.video.subs.remove(v)
-		st.audio.subs.remove(a)
+		once.Do(func() {
+			st.video.subs.remove(v)
+			st.audio.subs.remove(a)
+			st.sinks.Add(-1)
+		})
 	}
 }
 

@@ -30,6 +30,7 @@ type Stream struct {
 	pub      *Publication
 	lastPLI  atomic.Int64
 	sinkSSRC [2]uint32 // [audio, video]: the SSRCs sinks see
+	sinks    atomic.Int32
 }
 
 func newStream(id string, s *SFU) *Stream {

@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -43,7 +44,11 @@ type Media interface {
 type Live struct {
 	Media Media
 	// Access guards the routes (private streams); nil lets everyone in.
-	Access      func(http.Handler) http.Handler
+	Access func(http.Handler) http.Handler
+	// Warm is asked about a stream that is not live here; it may make it
+	// live (a cluster node starts a relay pull from the stream's origin)
+	// and reports whether it is, waiting at most until ctx ends. nil: no.
+	Warm        func(ctx context.Context, stream string) bool
 	PartTarget  time.Duration // default 200 ms
 	SegmentMin  time.Duration // default 1 s
 	IdleTimeout time.Duration // default 30 s
@@ -54,6 +59,23 @@ type Live struct {
 	closed  bool
 	wg      sync.WaitGroup
 	stop    chan struct{}
+}
+
+// warm gives Warm a few seconds to make a stream live here before the
+// request is answered (not under l.mu: it waits).
+func (l *Live) warm(ctx context.Context, id string) {
+	l.mu.Lock()
+	have := l.streams[id] != nil
+	l.mu.Unlock()
+	if have {
+		return
+	}
+	if _, live := l.Media.LiveSource(id); live {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	l.Warm(ctx, id)
 }
 
 // Initialize starts the idle sweeper.
@@ -133,6 +155,9 @@ func (l *Live) Register(mux *http.ServeMux) {
 
 func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("stream")
+	if l.Warm != nil {
+		l.warm(r.Context(), id)
+	}
 	l.mu.Lock()
 	s := l.streams[id]
 	if s == nil && !l.closed {

@@ -109,3 +109,46 @@ func TestClusterShows(t *testing.T) {
 		t.Fatalf("after delete node 2 lists %+v", s)
 	}
 }
+
+// TestClusterLLHLS: LL-HLS asked of a node that is not the stream's origin
+// starts a relay pull there (as a WHEP viewer would) and plays; the muxer
+// keeps the pull going.
+func TestClusterLLHLS(t *testing.T) {
+	aus, n1, n2 := startClusterPair(t)
+	key := createStream(t, n1, "hall")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wapi, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(ctx, wapi, n1.BaseURL()+"/whip/hall", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sending, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sending)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sendClip(ctx, pub, aus, 30)
+		}
+	}()
+	defer func() { close(stop); <-sending }()
+	waitFor(ctx, t, "live on node 1", func() bool { return n1.SFU.Live("hall") })
+	code, pl := getBody(t, n2.BaseURL()+"/hls/hall/index.m3u8")
+	if code != 200 || !strings.Contains(pl, "#EXTM3U") {
+		t.Fatalf("LL-HLS on node 2: %d\n%s", code, pl)
+	}
+	if !n2.cluster.relay.Pulling("hall") {
+		t.Fatal("node 2 serves LL-HLS without pulling the stream")
+	}
+	if got := n2.SFU.WatchedStreams(); len(got) != 1 || got[0] != "hall" {
+		t.Fatalf("node 2 watches %v: the muxer should keep the pull", got)
+	}
+}

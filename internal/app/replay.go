@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/streamd/streamd/egress/hls"
 	"github.com/streamd/streamd/egress/record"
@@ -47,9 +48,30 @@ func (a *App) recordLive(stream string, live bool) {
 
 // initLiveHLS serves LL-HLS of live streams (muxed on demand).
 func (a *App) initLiveHLS() {
-	a.HLS = &hls.Live{Media: liveMedia{a}, Access: a.mediaAccess, Logger: a.Logger.With("pkg", "hls")}
+	a.HLS = &hls.Live{Media: liveMedia{a}, Access: a.mediaAccess, Warm: a.warmStream, Logger: a.Logger.With("pkg", "hls")}
 	a.HLS.Initialize()
 	a.closers = append(a.closers, a.HLS.Close)
+}
+
+// warmStream is LL-HLS's way to a stream live on another node of a
+// cluster: the relay pulls it (as for a WHEP viewer), and the muxer — an
+// sfu sink, which keeps the pull going while requests come — starts once
+// it is live here.
+func (a *App) warmStream(ctx context.Context, stream string) bool {
+	if a.cluster == nil {
+		return false
+	}
+	a.cluster.relay.Kick(stream)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !a.SFU.Live(stream) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // liveMedia adapts the sfu to hls.Media.
