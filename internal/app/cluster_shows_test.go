@@ -26,6 +26,20 @@ func getBody(t *testing.T, url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// publishH264 is a pion WHIP publisher of H.264 on stream of a.
+func publishH264(ctx context.Context, t *testing.T, a *App, stream, key string) *rtctest.Publisher {
+	t.Helper()
+	wapi, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(ctx, wapi, a.BaseURL()+"/whip/"+stream, key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
 // TestClusterShows: a show recorded on node 1 is listed by node 2, its
 // replay (playlist, events, segments) plays through node 2, and node 2
 // deletes it on node 1 — behind a load balancer the console and the replay
@@ -50,14 +64,7 @@ func TestClusterShows(t *testing.T) {
 	key := createStream(t, n1, "hall")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	wapi, err := rtctest.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(ctx, wapi, n1.BaseURL()+"/whip/hall", key, webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := publishH264(ctx, t, n1, "hall", key)
 	for range 3 { // 6 s: a few segments
 		sendClip(ctx, pub, aus, 30)
 	}
@@ -118,14 +125,7 @@ func TestClusterLLHLS(t *testing.T) {
 	key := createStream(t, n1, "hall")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	wapi, err := rtctest.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(ctx, wapi, n1.BaseURL()+"/whip/hall", key, webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := publishH264(ctx, t, n1, "hall", key)
 	defer pub.Close()
 	sending, stop := make(chan struct{}), make(chan struct{})
 	go func() {
