@@ -120,6 +120,13 @@ func (p *Peer) Answer(ctx context.Context, offer string, addTracks func(*sdp.Ses
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
+	if pruneOffer(parsed) {
+		b, err := parsed.Marshal()
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+		}
+		desc.SDP = string(b)
+	}
 	if err := p.PC.SetRemoteDescription(desc); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
