@@ -20,6 +20,9 @@ type peerFeed struct {
 	mu        sync.Mutex
 	pub       *sfu.Publication
 	videoSSRC []uint32
+	layers    *layerPicker // a simulcast publisher's video layers
+	// onLayer is told which rid a simulcast publisher's stream carries.
+	onLayer func(rid string)
 }
 
 func (f *peerFeed) setPublication(p *sfu.Publication) {
@@ -39,12 +42,16 @@ func (f *peerFeed) publication() *sfu.Publication {
 func (f *peerFeed) forward(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) bool {
 	f.mu.Lock()
 	pub := f.pub
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
+	if track.Kind() == webrtc.RTPCodecTypeVideo && track.RID() == "" {
 		f.videoSSRC = append(f.videoSSRC, uint32(track.SSRC()))
 	}
 	f.mu.Unlock()
 	if pub == nil {
 		return false
+	}
+	if track.Kind() == webrtc.RTPCodecTypeVideo && track.RID() != "" {
+		f.forwardLayer(pub, track, receiver)
+		return true
 	}
 	tw := pub.Track(track.Kind(), track.Codec().RTPCodecCapability)
 	if track.Kind() == webrtc.RTPCodecTypeVideo {
@@ -72,10 +79,62 @@ func (f *peerFeed) forward(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	return true
 }
 
+// forwardLayer reads one simulcast layer; the picker decides what goes on.
+func (f *peerFeed) forwardLayer(pub *sfu.Publication, track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	f.mu.Lock()
+	if f.layers == nil {
+		f.layers = &layerPicker{feed: f, onPick: f.onLayer}
+	}
+	p := f.layers
+	f.mu.Unlock()
+	l := &layer{rid: track.RID(), ssrc: uint32(track.SSRC()), codec: track.Codec().RTPCodecCapability}
+	p.add(pub, l)
+	f.wg.Add(2)
+	go func() {
+		defer f.wg.Done()
+		readLayerReports(receiver, track, p, l)
+	}()
+	go func() {
+		defer f.wg.Done()
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet
+		for {
+			n, _, err := track.Read(buf)
+			if err != nil {
+				return
+			}
+			if pkt.Unmarshal(buf[:n]) == nil {
+				p.write(pub, l, &pkt, time.Now())
+			}
+		}
+	}()
+}
+
+// readLayerReports is readSenderReports for a simulcast layer (its
+// receiver's RTCP for this rid).
+func readLayerReports(receiver *webrtc.RTPReceiver, track *webrtc.TrackRemote, p *layerPicker, l *layer) {
+	for {
+		pkts, _, err := receiver.ReadSimulcastRTCP(track.RID())
+		if err != nil {
+			return
+		}
+		for _, pk := range pkts {
+			if sr, ok := pk.(*rtcp.SenderReport); ok && sr.SSRC == l.ssrc {
+				p.senderReport(l, ntpTime(sr.NTPTime), sr.RTPTime)
+			}
+		}
+	}
+}
+
 // RequestKeyframe sends a PLI for every remote video track.
 func (f *peerFeed) RequestKeyframe() {
 	f.mu.Lock()
 	ssrcs := append([]uint32(nil), f.videoSSRC...)
+	if f.layers != nil {
+		if c := f.layers.cur.Load(); c != nil {
+			ssrcs = append(ssrcs, c.l.ssrc) // only the carried layer
+		}
+	}
 	f.mu.Unlock()
 	for _, ssrc := range ssrcs {
 		_ = f.peer.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})

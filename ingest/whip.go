@@ -118,7 +118,8 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 		return nil, "", err
 	}
 	id, etag := whipx.NewSession()
-	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: h.sessions.WaitGroup()}, done: make(chan struct{})}
+	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: h.sessions.WaitGroup(),
+		onLayer: func(rid string) { h.Logger.Info("simulcast layer carried", "stream", stream, "rid", rid) }}, done: make(chan struct{})}
 	peer.PC.OnTrack(s.onTrack)
 	answer, err := peer.Answer(ctx, offer, nil)
 	if err != nil {
@@ -157,7 +158,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 
 func (s *whipSession) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	if s.forward(track, receiver) {
-		s.h.Logger.Info("publisher track", "stream", s.stream, "kind", track.Kind().String(), "codec", track.Codec().MimeType)
+		s.h.Logger.Info("publisher track", "stream", s.stream, "kind", track.Kind().String(), "codec", track.Codec().MimeType, "rid", track.RID())
 	}
 }
 

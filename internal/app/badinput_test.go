@@ -36,8 +36,9 @@ func rawPost(t *testing.T, url, ctype, token string, body []byte) (int, map[stri
 	return res.StatusCode, m, res.Header
 }
 
-// pionOffer makes a real offer SDP (never answered).
-func pionOffer(t *testing.T) (string, *webrtc.PeerConnection) {
+// pionPC is a pion peer connection (pion's default codecs and
+// interceptors, loopback only), closed at the end of the test, and its API.
+func pionPC(t *testing.T) (*webrtc.API, *webrtc.PeerConnection) {
 	t.Helper()
 	api, err := rtctest.NewAPI()
 	if err != nil {
@@ -48,6 +49,13 @@ func pionOffer(t *testing.T) (string, *webrtc.PeerConnection) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
+	return api, pc
+}
+
+// pionOffer makes a real offer SDP (never answered).
+func pionOffer(t *testing.T) (string, *webrtc.PeerConnection) {
+	t.Helper()
+	_, pc := pionPC(t)
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
 			t.Fatal(err)
