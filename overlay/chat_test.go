@@ -338,6 +338,11 @@ func TestChatLingerCoalesces(t *testing.T) {
 	if d := time.Since(t0); d < linger*2/3 || d > linger+time.Second {
 		t.Errorf("10 chat messages arrived after %v, want about the linger (%v)", d, linger)
 	}
+	for i := range 10 { // the other viewer's write is counted once it is read
+		if m := v2.next(t); m.Type != "chat" || m.Text != fmt.Sprint("m", i) {
+			t.Fatalf("second viewer, chat %d: %s", i, m.raw)
+		}
+	}
 	if n := writes() - w0; n != 2 {
 		t.Errorf("10 chat messages to 2 viewers took %d writes, want 2", n)
 	}
@@ -357,6 +362,11 @@ func TestChatLingerCoalesces(t *testing.T) {
 	}
 	if d := time.Since(t0); d > linger/2 {
 		t.Errorf("a card behind lingering chat arrived after %v (linger %v)", d, linger)
+	}
+	for i := range 4 {
+		if m := v2.next(t); m.Type != "chat" && m.Type != "card" {
+			t.Fatalf("second viewer, message %d after the first ten: %s", i, m.raw)
+		}
 	}
 	if n := writes() - w0; n > 4 {
 		t.Errorf("3 chat messages and a card to 2 viewers took %d writes", n)
