@@ -49,9 +49,10 @@ type layerPicker struct {
 
 	mu     sync.Mutex // choosing
 	layers []*layer
-	start  time.Time // of the current window
+	// start of the current window (unix ns): read per packet without the
+	// lock, which only the packet that ends a window takes.
+	start  atomic.Int64
 	cur    atomic.Pointer[current]
-	chosen atomic.Int64 // switches, for tests and logs
 	onPick func(rid string)
 }
 
@@ -63,7 +64,7 @@ func (p *layerPicker) add(pub *sfu.Publication, l *layer) {
 	p.layers = append(p.layers, l)
 	if p.cur.Load() == nil {
 		p.switchTo(pub, l)
-		p.start = time.Now()
+		p.start.Store(time.Now().UnixNano())
 	}
 }
 
@@ -74,10 +75,13 @@ func (p *layerPicker) write(pub *sfu.Publication, l *layer, pkt *rtp.Packet, arr
 	if c := p.cur.Load(); c != nil && c.l == l {
 		c.tw.WriteRTP(pkt, arrival)
 	}
+	if arrival.UnixNano()-p.start.Load() < int64(layerWindow) {
+		return
+	}
 	p.mu.Lock()
-	if arrival.Sub(p.start) >= layerWindow {
+	if arrival.UnixNano()-p.start.Load() >= int64(layerWindow) {
 		p.choose(pub)
-		p.start = arrival
+		p.start.Store(arrival.UnixNano())
 	}
 	p.mu.Unlock()
 }
@@ -112,7 +116,6 @@ func (p *layerPicker) choose(pub *sfu.Publication) {
 func (p *layerPicker) switchTo(pub *sfu.Publication, l *layer) {
 	tw := pub.Track(webrtc.RTPCodecTypeVideo, l.codec)
 	p.cur.Store(&current{l: l, tw: tw})
-	p.chosen.Add(1)
 	_ = p.feed.peer.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 	if p.onPick != nil {
 		p.onPick(l.rid)

@@ -6,6 +6,15 @@ import (
 	"github.com/pion/sdp/v3"
 )
 
+// knownMimes are the lower-case MIME types of Codecs (read only).
+var knownMimes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range Codecs() {
+		m[strings.ToLower(c.MimeType)] = true
+	}
+	return m
+}()
+
 // pruneOffer drops from each media section of an offer the payload types
 // of codecs streamd never takes — RTX, RED, FEC, and codecs not in Codecs —
 // with their rtpmap, fmtp and rtcp-fb lines. pion leaves them out of the
@@ -16,10 +25,6 @@ import (
 // with no codec streamd takes is left whole (pion rejects it as before);
 // payload types without an rtpmap (static ones) are kept.
 func pruneOffer(d *sdp.SessionDescription) (changed bool) {
-	known := map[string]bool{}
-	for _, c := range Codecs() {
-		known[strings.ToLower(c.MimeType)] = true
-	}
 	for _, m := range d.MediaDescriptions {
 		kind := strings.ToLower(m.MediaName.Media)
 		mime := map[string]string{}
@@ -37,7 +42,7 @@ func pruneOffer(d *sdp.SessionDescription) (changed bool) {
 		keep := map[string]bool{}
 		var formats []string
 		for _, pt := range m.MediaName.Formats {
-			if mt, ok := mime[pt]; !ok || known[mt] {
+			if mt, ok := mime[pt]; !ok || knownMimes[mt] {
 				keep[pt] = true
 				formats = append(formats, pt)
 			}

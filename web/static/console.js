@@ -454,14 +454,8 @@ function stockChanged(id, n) {
     // may have moved too (a hold released, a restock): read it.
     rereadStock(id);
     if (was !== undefined && was !== n) {
-      const li = document.createElement('li');
-      li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
-      li.dataset.product = id;
-      li.innerHTML = '<span class="feed-icon">' + ICON.bolt + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
-      li.querySelector('.feed-line').textContent = productTitle(id);
-      li.querySelector('.feed-sub').textContent = `${n} at the deal price · ${timeOf(Date.now())}`;
-      li.querySelector('.feed-amt').textContent = n <= 0 ? 'DEAL SOLD OUT' : `${n} at deal price`;
-      addFeed(li, true);
+      addFeed(stockFeedItem(id, n, ICON.bolt, `${n} at the deal price · ${timeOf(Date.now())}`,
+        n <= 0 ? 'DEAL SOLD OUT' : `${n} at deal price`), true);
     }
     renderOnAir();
     renderGrid();
@@ -470,19 +464,26 @@ function stockChanged(id, n) {
   const before = S.stockOf[id];
   S.stockOf[id] = n;
   if (before !== undefined && before !== n) {
-    const li = document.createElement('li');
-    li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
-    li.dataset.product = id;
-    li.innerHTML = '<span class="feed-icon">' + ICON.box + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
-    li.querySelector('.feed-line').textContent = productTitle(id);
-    li.querySelector('.feed-sub').textContent = `stock ${before} → ${n} · ${timeOf(Date.now())}`;
+    const li = stockFeedItem(id, n, ICON.box, `stock ${before} → ${n} · ${timeOf(Date.now())}`, n <= 0 ? 'SOLD OUT' : `${n} left`);
     li.dataset.to = String(n);
     li.dataset.at = String(Date.now());
-    li.querySelector('.feed-amt').textContent = n <= 0 ? 'SOLD OUT' : `${n} left`;
     addFeed(li, true);
   }
   if (S.pinned && S.pinned.product_id === id) renderOnAir();
   renderGrid();
+}
+
+// stockFeedItem is the live feed's line for a product's stock (or deal
+// units) moving to n.
+function stockFeedItem(id, n, icon, sub, amt) {
+  const li = document.createElement('li');
+  li.className = 'feed-stock' + (n <= 0 ? ' out' : '');
+  li.dataset.product = id;
+  li.innerHTML = '<span class="feed-icon">' + icon + '</span><div class="feed-main"><div class="feed-line"></div><div class="feed-sub"></div></div><span class="feed-amt"></span>';
+  li.querySelector('.feed-line').textContent = productTitle(id);
+  li.querySelector('.feed-sub').textContent = sub;
+  li.querySelector('.feed-amt').textContent = amt;
+  return li;
 }
 
 async function rereadStock(id) {
