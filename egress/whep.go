@@ -257,6 +257,7 @@ func (s *whepSession) run() {
 		return
 	}
 	defer s.h.Transports.Connected("viewer", s.peer.PC)()
+	s.startBWE()
 	s.viewer.Start()
 	select {
 	case <-s.peer.Ended():

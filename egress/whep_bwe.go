@@ -28,11 +28,30 @@ type sessionBWE struct {
 	chooser  *bwe.Chooser
 	target   int // the rank last given to the sfu (-1: none)
 	observed time.Time
+	logged   time.Time
 	probing  bool
 }
 
 func newSessionBWE() *sessionBWE {
-	return &sessionBWE{est: bwe.New(bwe.Config{}), chooser: bwe.NewChooser(bwe.ChooserConfig{}), target: -1}
+	return &sessionBWE{est: bwe.New(bwe.Config{}), chooser: bwe.NewChooser(chooserConfig), target: -1}
+}
+
+// chooserConfig: an Auto viewer starts on the smallest layer (its join
+// burst, the keyframe cache, is then small enough for a weak link) and
+// climbs by probes, which start after 2 s without congestion rather than
+// bwe's default 5 s, so a viewer on a good network is on the large layer
+// within a few seconds.
+var chooserConfig = bwe.ChooserConfig{QuietFor: 2 * time.Second}
+
+// start puts an Auto viewer whose feedback will come (transport-wide CC
+// negotiated) on the smallest layer before it joins.
+func (s *whepSession) startBWE() {
+	if s.viewer.TransportCC() && s.quality == sfu.QualityAuto {
+		s.bwe.mu.Lock()
+		s.bwe.target = 0
+		s.bwe.mu.Unlock()
+		s.viewer.SetAutoRank(0)
+	}
 }
 
 // bweMetrics are the WHEP side's bandwidth metrics.
@@ -77,9 +96,9 @@ func (s *whepSession) choose(now time.Time) {
 	if now.Sub(b.observed) >= time.Second && est.Ready {
 		b.observed = now
 		s.h.bweMetrics.estimate.WithLabelValues().Observe(float64(est.Bitrate))
+		s.viewer.SetBandwidth(est.Bitrate)
 	}
 	if ls.Want != sfu.QualityAuto || len(ls.Bitrates) < 2 {
-		b.target = -1
 		return
 	}
 	cur := b.target
@@ -90,6 +109,11 @@ func (s *whepSession) choose(now time.Time) {
 		cur = ls.Current
 	}
 	d := b.chooser.Choose(now, est, ls.Bitrates, cur)
+	if now.Sub(b.logged) >= 500*time.Millisecond || d.Target != b.target || d.ProbeRate > 0 {
+		b.logged = now
+		s.h.Logger.Debug("bwe", "session", s.id, "bitrate", est.Bitrate, "delivered", est.Delivered, "loss", est.Loss,
+			"queue", est.QueueDelay, "congested", est.Congested, "cur", cur, "target", d.Target, "probe", d.ProbeRate, "current", ls.Current, "layers", ls.Bitrates)
+	}
 	if d.Target != b.target {
 		b.target = d.Target
 		s.viewer.SetAutoRank(d.Target)

@@ -45,6 +45,11 @@ type downTrack struct {
 	// sinceSwitch counts packets since the switch, up to switchGuard: as
 	// long as packets from before it may still arrive or be NACKed.
 	sinceSwitch uint32
+	// ranges map the viewer's recent sequence numbers back to layers, for
+	// NACKs: from each range's start on, seq − off is a packet of slot
+	// (−1: padding, nothing to resend). The newest is ranges[(nRanges-1)%4].
+	ranges  [4]seqRange
+	nRanges int
 	// want is the layer rank asked for (0 lowest, or wantAuto/wantFollow);
 	// autoRank is the bandwidth chooser's rank for wantAuto (-1: none).
 	want, autoRank atomic.Int32
@@ -62,8 +67,11 @@ type downTrack struct {
 	codec webrtc.RTPCodecCapability
 	pkt   rtp.Packet
 
-	// rtx is this viewer's retransmission budget (its RTCP goroutine only).
-	rtx rtxBudget
+	// rtx is this viewer's retransmission budget (its RTCP goroutine only);
+	// rtxRate, when set, lowers the rate (packets/s) to what its bandwidth
+	// estimate leaves room for.
+	rtx     rtxBudget
+	rtxRate atomic.Int64
 }
 
 var errNoCodec = errors.New("no common codec with the viewer")
@@ -112,7 +120,38 @@ func (d *downTrack) switchTo(slot int, layerSeq uint16) {
 	}
 	d.switchSeq = layerSeq + d.seqOff
 	d.sinceSwitch = 0
+	// NACKs from before a switch are not answered: the other layer's
+	// packets are no use once this keyframe is decoded, and resending
+	// them to a viewer that was just stepped down for want of bandwidth
+	// would flood it.
+	d.nRanges = 0
+	d.pushRange(d.switchSeq, d.seqOff, slot)
 	d.current.Store(int32(slot))
+}
+
+type seqRange struct {
+	start, off uint16
+	slot       int
+}
+
+func (d *downTrack) pushRange(start, off uint16, slot int) {
+	d.ranges[d.nRanges%len(d.ranges)] = seqRange{start, off, slot}
+	d.nRanges++
+}
+
+// source maps one of the viewer's sequence numbers to the layer slot and
+// layer sequence number of the packet it carried (ok false: padding, or
+// older than the ranges kept).
+func (d *downTrack) source(seq uint16) (slot int, layerSeq uint16, ok bool) {
+	for i := range min(d.nRanges, len(d.ranges)) {
+		r := d.ranges[(d.nRanges-1-i)%len(d.ranges)]
+		// Long after the newest range began, numbers may have wrapped
+		// around its start: it covers every recent number.
+		if (i == 0 && d.sinceSwitch >= switchGuard) || int16(seq-r.start) >= 0 {
+			return r.slot, seq - r.off, r.slot >= 0
+		}
+	}
+	return 0, 0, false
 }
 
 // switchGuard: for this many packets after a layer switch, packets and
@@ -233,7 +272,11 @@ func (d *downTrack) send(seq uint16, ts uint32, marker bool, payload []byte, now
 		d.pkt.Payload = nil
 		return nil
 	}
-	if d.tccID != 0 {
+	if d.tccID != 0 && now.IsZero() {
+		// Not for the bandwidth estimate (a keyframe-cache replay: a
+		// burst at join that says nothing about the path).
+		_ = d.hdr.DelExtension(d.tccID)
+	} else if d.tccID != 0 {
 		if rec := d.tcc.sent.Load(); rec != nil {
 			n := uint16(d.tcc.seq.Add(1) - 1)
 			d.tccBuf[0], d.tccBuf[1] = byte(n>>8), byte(n)

@@ -296,7 +296,6 @@ func (f *forwarder) cacheGOP(l *layerIn, frameStart bool, seq uint16, ts uint32,
 func (f *forwarder) startJoiners(joiners []*downTrack, l *layerIn, frameStart bool) {
 	var need [maxLayers]bool
 	f.fan.begin()
-	now := time.Now()
 	for _, d := range joiners {
 		for _, o := range f.layers {
 			if o != nil && o.active {
@@ -325,7 +324,8 @@ func (f *forwarder) startJoiners(joiners []*downTrack, l *layerIn, frameStart bo
 					d.switchTo(t.slot, seq)
 					first = false
 				}
-				if d.write(seq+d.seqOff, ts, marker, p, now) == nil {
+				// Zero time: not stamped for the bandwidth estimate.
+				if d.write(seq+d.seqOff, ts, marker, p, time.Time{}) == nil {
 					d.lastSeq = seq + d.seqOff
 					n++
 				}
@@ -372,7 +372,11 @@ func (f *forwarder) remove(d *downTrack) { f.subs.remove(d) }
 // than RetransmitRate packets a second on its behalf.
 func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	f.m.nackReceived.Add(float64(len(seqs)))
-	allowed := d.rtx.take(len(seqs), f.tun.RetransmitRate, time.Now())
+	rate := f.tun.RetransmitRate
+	if r := d.rtxRate.Load(); r > 0 && float64(r) < rate {
+		rate = float64(r)
+	}
+	allowed := d.rtx.take(len(seqs), rate, time.Now())
 	if allowed < len(seqs) {
 		f.m.nackMissed.Add(float64(len(seqs) - allowed))
 		seqs = seqs[:allowed]
@@ -391,14 +395,15 @@ func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	f.wmu.Lock()
 	pt, ssrc, usable := d.pt, d.ssrc, d.ptOK && !d.needKeyframe && d.layer >= 0
 	if usable {
-		l := f.layers[d.layer]
 		for _, seq := range seqs {
-			// Numbers from before the viewer's last layer switch belong to
-			// another layer's packets: not in this cache.
-			if l == nil || (d.sinceSwitch < switchGuard && int16(seq-d.switchSeq) < 0) {
+			// The viewer's numbers map to the layer (and its numbering)
+			// they were sent from: a NACK just after a switch or a probe
+			// still gets the right packet, never another one.
+			slot, layerSeq, ok := d.source(seq)
+			if !ok || f.layers[slot] == nil {
 				continue
 			}
-			ts, marker, p, ok := l.cache.get(seq - d.seqOff)
+			ts, marker, p, ok := f.layers[slot].cache.get(layerSeq)
 			if !ok {
 				continue
 			}

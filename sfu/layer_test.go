@@ -118,12 +118,28 @@ func TestLayersPinnedSwitchAndOneTimeline(t *testing.T) {
 			t.Fatalf("ts stepped by %d across the switch", d)
 		}
 	}
-	// A NACK for a number from before the switch is not answered from the
-	// new layer's cache; one after it is.
+	// A NACK from before the switch is not answered (the old layer's
+	// packets are no use now); one after it gets the packet that number
+	// carried.
 	n := len(low.got)
 	l.f.retransmit(dl, []uint16{low.got[before-1].seq, low.got[n-1].seq})
-	if len(low.got) != n+1 || low.got[n].seq != low.got[n-1].seq {
-		t.Fatalf("retransmitted %v, want only the post-switch packet", low.got[n:])
+	if len(low.got) != n+1 || low.got[n] != low.got[n-1] {
+		t.Fatalf("retransmitted %v, want only %v", low.got[n:], low.got[n-1])
+	}
+	// Padding (a bandwidth probe) takes numbers; media after it continues
+	// right after, and a NACK for a padding number resends nothing.
+	n = len(low.got)
+	if sent := l.f.pad(dl, 3); sent != 3 {
+		t.Fatalf("padded %d, want 3", sent)
+	}
+	l.frames(1)
+	if len(low.got) < n+4 || low.got[n+3].seq != low.got[n+2].seq+1 || low.got[n].seq != low.got[n-1].seq+1 {
+		t.Fatalf("after padding: %v", low.got[n-1:])
+	}
+	m := len(low.got)
+	l.f.retransmit(dl, []uint16{low.got[n+1].seq, low.got[n-1].seq})
+	if len(low.got) != m+1 || low.got[m] != low.got[n-1] {
+		t.Fatalf("NACK of padding and media resent %v, want only %v", low.got[m:], low.got[n-1])
 	}
 }
 

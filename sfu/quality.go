@@ -117,6 +117,25 @@ func (v *Viewer) SetSentRecorder(rec SentRecorder) {
 	v.tcc.sent.Store(&rec)
 }
 
+// SetBandwidth tells the sfu the viewer's estimated bandwidth (bits/s):
+// its NACK retransmissions are held to a quarter of it, so a viewer on a
+// weak link is not flooded by resends of what its link already dropped.
+func (v *Viewer) SetBandwidth(bps int) {
+	pps := int64(bps / 4 / 8 / 1200)
+	for _, d := range []*downTrack{v.video, v.audio} {
+		if d != nil {
+			d.rtxRate.Store(max(pps, 10))
+		}
+	}
+}
+
+// TransportCC reports whether the viewer's video carries the transport-wide
+// congestion control extension (negotiated, and a recorder set): its
+// bandwidth estimate will come.
+func (v *Viewer) TransportCC() bool {
+	return v.video != nil && v.video.tccID != 0 && v.tcc.sent.Load() != nil
+}
+
 // viewersPerLayer counts the video viewers by the layer they get now.
 func (s *SFU) viewersPerLayer() map[string]int {
 	s.mu.Lock()
@@ -143,8 +162,7 @@ func (s *SFU) viewersPerLayer() map[string]int {
 
 // Pad sends up to n padding-only packets on the viewer's video track, for
 // a bandwidth probe, and returns how many went out. They take numbers in
-// the viewer's sequence (media after them continues from there); NACKs for
-// numbers before them are no longer answered, as after a layer switch.
+// the viewer's sequence (media after them continues from there).
 func (v *Viewer) Pad(n int) int {
 	if v.video == nil || n <= 0 {
 		return 0
@@ -160,6 +178,7 @@ func (f *forwarder) pad(d *downTrack, n int) int {
 	}
 	now := time.Now()
 	sent := 0
+	d.pushRange(d.lastSeq+1, 0, -1)
 	f.fan.begin()
 	for range n {
 		seq := d.lastSeq + 1
@@ -171,8 +190,10 @@ func (f *forwarder) pad(d *downTrack, n int) int {
 		sent++
 	}
 	f.fan.end()
+	// Media goes on after the padding (the next number), from the same layer.
+	d.switchSeq, d.sinceSwitch = d.lastSeq+1, 0
+	d.pushRange(d.switchSeq, d.seqOff, d.layer)
 	if sent > 0 {
-		d.switchSeq, d.sinceSwitch = d.lastSeq+1, 0
 		f.m.paddingPackets.Add(float64(sent))
 	}
 	return sent

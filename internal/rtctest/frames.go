@@ -18,10 +18,10 @@ type frameAssembler struct {
 	wait    time.Duration
 	show    func(au []byte) // an Annex-B access unit the decoder shows
 	pending map[int64]*rtp.Packet
+	arrived map[int64]time.Time // when each pending packet arrived
 	started bool
-	next    int64     // extended sequence number of the next packet to pass on
-	highest int64     // highest extended sequence number seen
-	missing time.Time // since when next has been missing (zero: not missing)
+	next    int64 // extended sequence number of the next packet to pass on
+	highest int64 // highest extended sequence number seen
 
 	frame   []*rtp.Packet // the frame being put together
 	whole   bool          // it started right after a marker and has no hole
@@ -42,12 +42,16 @@ func (a *frameAssembler) push(p *rtp.Packet, now time.Time) {
 		a.started, a.next, a.highest = true, int64(p.SequenceNumber), int64(p.SequenceNumber)
 		a.whole = startsFrame(p.Payload)
 	}
+	if a.arrived == nil {
+		a.arrived = map[int64]time.Time{}
+	}
 	ext := a.highest + int64(int16(p.SequenceNumber-uint16(a.highest)))
 	a.highest = max(a.highest, ext)
 	if ext < a.next {
 		return
 	}
 	a.pending[ext] = p
+	a.arrived[ext] = now
 	a.flush(now)
 }
 
@@ -57,23 +61,27 @@ func (a *frameAssembler) flush(now time.Time) {
 	for len(a.pending) > 0 {
 		p, ok := a.pending[a.next]
 		if !ok {
-			if a.missing.IsZero() {
-				a.missing = now
-			}
-			if now.Sub(a.missing) < a.wait {
-				return
-			}
+			// The hole has been known since the packet after it arrived:
+			// a run of holes (a burst lost on a bottleneck) is waited for
+			// once, not one wait per hole, as a browser's NACK module
+			// times each missing packet from when it noticed it.
 			lowest := a.highest
 			for n := range a.pending {
 				lowest = min(lowest, n)
 			}
+			if now.Sub(a.arrived[lowest]) < a.wait {
+				return
+			}
 			a.lost += int(lowest - a.next)
-			a.next, a.whole, a.missing = lowest, false, time.Time{}
+			a.next, a.whole = lowest, false
 			continue
 		}
 		delete(a.pending, a.next)
+		delete(a.arrived, a.next)
 		a.next++
-		a.missing = time.Time{}
+		if len(p.Payload) == 0 {
+			continue // padding (a bandwidth probe): a number, no media, as browsers take it
+		}
 		if len(a.frame) > 0 && p.Timestamp != a.frame[0].Timestamp {
 			a.finish() // its marker was lost: incomplete
 			a.whole = false
@@ -83,7 +91,6 @@ func (a *frameAssembler) flush(now time.Time) {
 			a.finish()
 		}
 	}
-	a.missing = time.Time{}
 }
 
 // finish ends the frame being put together: shown, or dropped.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -128,7 +129,12 @@ func (l *Link) Namespace() string { return l.ns }
 //     congestion feedback still arrive within a few hundred ms.
 //
 // Shape replaces the previous shaping.
-func (l *Link) Shape(rate string) {
+func (l *Link) Shape(rate string) { l.ShapeBuffer(rate, 100*time.Millisecond) }
+
+// ShapeBuffer is Shape with another queue bound: a cellular link's buffer
+// often holds several hundred ms (one keyframe of even a small picture
+// overflows 100 ms at 700 kbit/s: 8.75 kB).
+func (l *Link) ShapeBuffer(rate string, latency time.Duration) {
 	l.t.Helper()
 	bps, err := ParseRate(rate)
 	if err != nil {
@@ -136,7 +142,7 @@ func (l *Link) Shape(rate string) {
 	}
 	burst := max(2*1514, bps/8/100)
 	l.run(l.tc, "qdisc", "replace", "dev", l.hostDev, "root", "tbf", "rate", rate,
-		"burst", strconv.FormatInt(burst, 10), "latency", "100ms")
+		"burst", strconv.FormatInt(burst, 10), "latency", strconv.FormatInt(latency.Milliseconds(), 10)+"ms")
 }
 
 // Unshape removes the shaping.
