@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamd/streamd/internal/httpx"
 	"github.com/streamd/streamd/internal/rtc"
@@ -42,9 +43,12 @@ type WHEP struct {
 	ICELinks func(*http.Request) []string
 	// Transports counts viewer sessions by transport (nil: not counted).
 	Transports *whipx.Transports
+	// Registerer takes the bandwidth estimate histogram (nil: not registered).
+	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 
-	sessions whipx.Sessions[*whepSession]
+	sessions   whipx.Sessions[*whepSession]
+	bweMetrics *bweMetrics
 }
 
 // Initialize prepares the server.
@@ -56,6 +60,7 @@ func (h *WHEP) Initialize() error {
 		h.Logger = slog.New(slog.DiscardHandler)
 	}
 	h.sessions.Kind = "WHEP"
+	h.bweMetrics = newBWEMetrics(h.Registerer)
 	return nil
 }
 
@@ -64,7 +69,12 @@ func (h *WHEP) Close() { h.sessions.Close() }
 
 // Register mounts the WHEP endpoints:
 // POST /whep/{stream}, PATCH and DELETE /whep/{stream}/{session}.
-func (h *WHEP) Register(mux *http.ServeMux) { h.sessions.Register(mux, "/whep", h.handlePost) }
+func (h *WHEP) Register(mux *http.ServeMux) {
+	h.sessions.Register(mux, "/whep", h.handlePost)
+	for _, m := range []string{"GET", "POST", "OPTIONS"} {
+		mux.HandleFunc(m+" /whep/{stream}/{session}/layer", h.handleLayer)
+	}
+}
 
 // Sessions is the number of WHEP sessions (connected or not).
 func (h *WHEP) Sessions() int { return h.sessions.Len() }
@@ -84,13 +94,18 @@ func (h *WHEP) handlePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream := r.PathValue("stream")
+	q, ok := sfu.ParseQuality(r.URL.Query().Get("layer"))
+	if !ok {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "bad_layer", "layer must be auto, low, medium or high")
+		return
+	}
 	offer, ok := whipx.ReadOffer(w, r)
 	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	s, answer, err := h.Subscribe(ctx, stream, offer)
+	s, answer, err := h.SubscribeQuality(ctx, stream, offer, q)
 	if whipx.WriteCodecError(w, err) {
 		return
 	}
@@ -122,6 +137,8 @@ type whepSession struct {
 	stream    string
 	peer      *rtc.Peer
 	viewer    *sfu.Viewer
+	quality   sfu.Quality
+	bwe       *sessionBWE
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -134,6 +151,12 @@ func (s *whepSession) End()                                   { s.Close() }
 // Subscribe answers a viewer's offer. A known stream that is not live yet is
 // accepted: video starts at the publisher's first keyframe.
 func (h *WHEP) Subscribe(ctx context.Context, stream, offer string) (*whepSession, string, error) {
+	return h.SubscribeQuality(ctx, stream, offer, sfu.QualityAuto)
+}
+
+// SubscribeQuality is Subscribe with the simulcast layer the viewer asks
+// for (QualityAuto: its bandwidth decides).
+func (h *WHEP) SubscribeQuality(ctx context.Context, stream, offer string, q sfu.Quality) (*whepSession, string, error) {
 	if h.Registry != nil {
 		ok, err := h.Registry.StreamExists(ctx, stream)
 		if err != nil {
@@ -157,7 +180,7 @@ func (h *WHEP) Subscribe(ctx context.Context, stream, offer string) (*whepSessio
 		return nil, "", err
 	}
 	id, etag := whipx.NewSession()
-	s := &whepSession{h: h, id: id, etag: etag, stream: stream, peer: peer, done: make(chan struct{})}
+	s := &whepSession{h: h, id: id, etag: etag, stream: stream, peer: peer, quality: q, done: make(chan struct{})}
 	answer, err := peer.Answer(ctx, offer, s.addTracks)
 	if err != nil {
 		s.Close()
@@ -194,6 +217,9 @@ func (s *whepSession) addTracks(offer *sdp.SessionDescription) error {
 		return err
 	}
 	s.viewer = v
+	v.SetQuality(s.quality)
+	s.bwe = newSessionBWE()
+	v.SetSentRecorder(s.bwe.est)
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		t := v.Track(kind)
 		if t == nil {
@@ -211,6 +237,7 @@ func (s *whepSession) addTracks(offer *sdp.SessionDescription) error {
 					return
 				}
 				seqs = v.HandleRTCP(kind, pkts, seqs)
+				s.feedback(pkts)
 			}
 		})
 	}

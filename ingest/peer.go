@@ -20,8 +20,8 @@ type peerFeed struct {
 	mu        sync.Mutex
 	pub       *sfu.Publication
 	videoSSRC []uint32
-	layers    *layerPicker // a simulcast publisher's video layers
-	// onLayer is told which rid a simulcast publisher's stream carries.
+	layerSSRC []uint32 // a simulcast publisher's layers
+	// onLayer is told of each rid a simulcast publisher sends.
 	onLayer func(rid string)
 }
 
@@ -64,64 +64,22 @@ func (f *peerFeed) forward(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	}()
 	go func() {
 		defer f.wg.Done()
-		buf := make([]byte, 1500)
-		var pkt rtp.Packet // reused: the sfu does not keep it
-		for {
-			n, _, err := track.Read(buf)
-			if err != nil {
-				return
-			}
-			if pkt.Unmarshal(buf[:n]) == nil {
-				tw.WriteRTP(&pkt, time.Now())
-			}
-		}
+		readPackets(track, tw)
 	}()
 	return true
 }
 
-// forwardLayer reads one simulcast layer; the picker decides what goes on.
-func (f *peerFeed) forwardLayer(pub *sfu.Publication, track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	f.mu.Lock()
-	if f.layers == nil {
-		f.layers = &layerPicker{feed: f, onPick: f.onLayer}
-	}
-	p := f.layers
-	f.mu.Unlock()
-	l := &layer{rid: track.RID(), ssrc: uint32(track.SSRC()), codec: track.Codec().RTPCodecCapability}
-	p.add(pub, l)
-	f.wg.Add(2)
-	go func() {
-		defer f.wg.Done()
-		readLayerReports(receiver, track, p, l)
-	}()
-	go func() {
-		defer f.wg.Done()
-		buf := make([]byte, 1500)
-		var pkt rtp.Packet
-		for {
-			n, _, err := track.Read(buf)
-			if err != nil {
-				return
-			}
-			if pkt.Unmarshal(buf[:n]) == nil {
-				p.write(pub, l, &pkt, time.Now())
-			}
-		}
-	}()
-}
-
-// readLayerReports is readSenderReports for a simulcast layer (its
-// receiver's RTCP for this rid).
-func readLayerReports(receiver *webrtc.RTPReceiver, track *webrtc.TrackRemote, p *layerPicker, l *layer) {
+// readPackets passes a remote track's packets to the sfu until it ends.
+func readPackets(track *webrtc.TrackRemote, tw *sfu.TrackWriter) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet // reused: the sfu does not keep it
 	for {
-		pkts, _, err := receiver.ReadSimulcastRTCP(track.RID())
+		n, _, err := track.Read(buf)
 		if err != nil {
 			return
 		}
-		for _, pk := range pkts {
-			if sr, ok := pk.(*rtcp.SenderReport); ok && sr.SSRC == l.ssrc {
-				p.senderReport(l, ntpTime(sr.NTPTime), sr.RTPTime)
-			}
+		if pkt.Unmarshal(buf[:n]) == nil {
+			tw.WriteRTP(&pkt, time.Now())
 		}
 	}
 }
@@ -130,11 +88,7 @@ func readLayerReports(receiver *webrtc.RTPReceiver, track *webrtc.TrackRemote, p
 func (f *peerFeed) RequestKeyframe() {
 	f.mu.Lock()
 	ssrcs := append([]uint32(nil), f.videoSSRC...)
-	if f.layers != nil {
-		if c := f.layers.cur.Load(); c != nil {
-			ssrcs = append(ssrcs, c.l.ssrc) // only the carried layer
-		}
-	}
+	ssrcs = append(ssrcs, f.layerSSRC...)
 	f.mu.Unlock()
 	for _, ssrc := range ssrcs {
 		_ = f.peer.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})

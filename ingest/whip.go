@@ -119,7 +119,7 @@ func (h *WHIP) start(ctx context.Context, stream, offer string) (*whipSession, s
 	}
 	id, etag := whipx.NewSession()
 	s := &whipSession{h: h, id: id, etag: etag, stream: stream, peerFeed: peerFeed{peer: peer, wg: h.sessions.WaitGroup(),
-		onLayer: func(rid string) { h.Logger.Info("simulcast layer carried", "stream", stream, "rid", rid) }}, done: make(chan struct{})}
+		onLayer: func(rid string) { h.Logger.Info("simulcast layer", "stream", stream, "rid", rid) }}, done: make(chan struct{})}
 	peer.PC.OnTrack(s.onTrack)
 	answer, err := peer.Answer(ctx, offer, nil)
 	if err != nil {

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -28,6 +31,31 @@ type downTrack struct {
 	ptOK         bool
 	needKeyframe bool
 	hdr          rtp.Header
+	// The viewer's payload type per layer slot (layers may differ in codec).
+	pts    [maxLayers]uint8
+	ptOKs  [maxLayers]bool
+	codecs [maxLayers]webrtc.RTPCodecCapability
+	// layer is the slot the track gets now (-1: none yet), target the one
+	// it should get (a switch happens at target's next keyframe).
+	layer, target int
+	// Outgoing seq = layer seq + seqOff; the numbering continues across
+	// layer switches. switchSeq is the first outgoing seq of the current layer.
+	seqOff, lastSeq, switchSeq uint16
+	haveSeq                    bool
+	// sinceSwitch counts packets since the switch, up to switchGuard: as
+	// long as packets from before it may still arrive or be NACKed.
+	sinceSwitch uint32
+	// want is the layer rank asked for (0 lowest, or wantAuto/wantFollow);
+	// autoRank is the bandwidth chooser's rank for wantAuto (-1: none).
+	want, autoRank atomic.Int32
+	// current is the slot being received, for readers without the lock.
+	current atomic.Int32
+
+	// Transport-wide congestion control: the header extension's id (0: not
+	// negotiated) and the viewer's shared sequence and send recorder.
+	tccID  uint8
+	tcc    *transportCC
+	tccBuf [2]byte
 
 	// An in-process sink instead of a WebRTC writer (recording, HLS).
 	sink  Sink
@@ -41,8 +69,56 @@ type downTrack struct {
 var errNoCodec = errors.New("no common codec with the viewer")
 
 func newDownTrack(id, streamID string, kind webrtc.RTPCodecType) *downTrack {
-	return &downTrack{id: id, streamID: streamID, kind: kind}
+	d := &downTrack{id: id, streamID: streamID, kind: kind, layer: -1}
+	d.want.Store(wantFollow)
+	d.autoRank.Store(-1)
+	d.current.Store(-1)
+	return d
 }
+
+// SentRecorder records the packets sent to a viewer for its bandwidth
+// estimate (internal/bwe implements it; wired in egress).
+type SentRecorder interface {
+	Sent(seq uint16, size int, now time.Time)
+}
+
+// transportCC is what a viewer's tracks share for transport-wide
+// congestion control: one sequence across its audio and video.
+type transportCC struct {
+	seq  atomic.Uint32
+	sent atomic.Pointer[SentRecorder]
+}
+
+// useSlot takes the payload type and codec of a layer slot.
+func (d *downTrack) useSlot(slot int) {
+	d.pt, d.ptOK, d.codec = d.pts[slot], d.ptOKs[slot], d.codecs[slot]
+}
+
+// switchTo starts the track on a layer at a packet with layer sequence
+// number layerSeq: its outgoing numbering continues from the last packet sent.
+func (d *downTrack) switchTo(slot int, layerSeq uint16) {
+	same := d.layer == slot
+	d.layer, d.needKeyframe = slot, false
+	d.useSlot(slot)
+	if same && d.haveSeq {
+		// Back on the same layer (a new source spliced in, a failed write):
+		// the layer's own numbering is continuous, with room for late packets.
+		return
+	}
+	if d.haveSeq {
+		d.seqOff = d.lastSeq + 1 - layerSeq
+	} else {
+		d.seqOff = 0
+	}
+	d.switchSeq = layerSeq + d.seqOff
+	d.sinceSwitch = 0
+	d.current.Store(int32(slot))
+}
+
+// switchGuard: for this many packets after a layer switch, packets and
+// NACKs numbered before the switch are refused (they belong to the other
+// layer; later, the NACK cache no longer holds them anyway).
+const switchGuard = 4096
 
 func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	params := ctx.CodecParameters()
@@ -53,6 +129,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.params = append([]webrtc.RTPCodecParameters(nil), params...)
 	d.ssrc = uint32(ctx.SSRC())
 	d.writer = ctx.WriteStream()
+	if d.tcc != nil {
+		for _, x := range ctx.HeaderExtensions() {
+			if x.URI == sdp.TransportCCURI {
+				d.tccID = uint8(x.ID)
+			}
+		}
+	}
 	d.bindMu.Unlock()
 	return params[0], nil
 }
@@ -69,11 +152,16 @@ func (d *downTrack) negotiated() []webrtc.RTPCodecParameters {
 	return d.params
 }
 
-// selectCodec picks the viewer's payload type for the source codec c. For
-// H.264 it prefers packetization-mode=1 with the same profile.
-func (d *downTrack) selectCodec(c webrtc.RTPCodecCapability) {
-	d.ptOK = false
-	d.codec = c
+// selectCodec picks the viewer's payload type for the codec c of a layer
+// slot. For H.264 it prefers packetization-mode=1 with the same profile.
+func (d *downTrack) selectCodec(slot int, c webrtc.RTPCodecCapability) {
+	d.pt, d.ptOK, d.codec = 0, false, c
+	defer func() {
+		d.pts[slot], d.ptOKs[slot], d.codecs[slot] = d.pt, d.ptOK, d.codec
+		if d.layer >= 0 && d.layer != slot {
+			d.useSlot(d.layer)
+		}
+	}()
 	if d.sink != nil {
 		d.pt, d.ptOK = sinkPayloadType(c), true
 		return
@@ -113,7 +201,25 @@ func profile(fmtp string) string {
 
 // write sends one packet with this viewer's SSRC and payload type. The
 // header lives in the downTrack so the hot path allocates nothing.
-func (d *downTrack) write(seq uint16, ts uint32, marker bool, payload []byte) error {
+func (d *downTrack) write(seq uint16, ts uint32, marker bool, payload []byte, now time.Time) error {
+	d.hdr.Padding, d.hdr.PaddingSize = false, 0
+	return d.send(seq, ts, marker, payload, now)
+}
+
+// writePadding sends a padding-only packet of paddingSize bytes (a
+// bandwidth probe): the receiver counts it for congestion control and
+// drops it before decoding.
+func (d *downTrack) writePadding(seq uint16, ts uint32, now time.Time) error {
+	d.hdr.Padding, d.hdr.PaddingSize = true, paddingSize
+	err := d.send(seq, ts, false, nil, now)
+	d.hdr.Padding, d.hdr.PaddingSize = false, 0
+	return err
+}
+
+// paddingSize is the largest padding an RTP packet can carry.
+const paddingSize = 255
+
+func (d *downTrack) send(seq uint16, ts uint32, marker bool, payload []byte, now time.Time) error {
 	d.hdr.Version = 2
 	d.hdr.PayloadType = d.pt
 	d.hdr.SequenceNumber = seq
@@ -127,9 +233,23 @@ func (d *downTrack) write(seq uint16, ts uint32, marker bool, payload []byte) er
 		d.pkt.Payload = nil
 		return nil
 	}
+	if d.tccID != 0 {
+		if rec := d.tcc.sent.Load(); rec != nil {
+			n := uint16(d.tcc.seq.Add(1) - 1)
+			d.tccBuf[0], d.tccBuf[1] = byte(n>>8), byte(n)
+			// The header is reused: after the first packet this replaces
+			// the extension's payload in place (no allocation).
+			_ = d.hdr.SetExtension(d.tccID, d.tccBuf[:])
+			(*rec).Sent(n, len(payload)+int(d.hdr.PaddingSize)+rtpOverhead, now)
+		}
+	}
 	_, err := d.writer.WriteRTP(&d.hdr, payload)
 	return err
 }
+
+// rtpOverhead is an RTP packet's bytes beyond its payload on the wire,
+// roughly: header with the extension, SRTP tag, UDP and IP.
+const rtpOverhead = 12 + 8 + 16 + 8 + 20
 
 // sinkPayloadType is the payload type sinks see: the one streamd offers
 // for the codec (sinks go by the codec they are given, not by it).

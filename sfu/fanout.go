@@ -42,6 +42,8 @@ type chunk struct {
 type pass struct {
 	f          *forwarder
 	subs       []*downTrack
+	slot       int // the packet's layer
+	now        time.Time
 	seq        uint16
 	ts         uint32
 	marker     bool
@@ -120,25 +122,44 @@ func (fo *fanout) run(p *pass, subs []*downTrack) int {
 func (p *pass) write(lo, hi int) {
 	f := p.f
 	f.fan.begin()
-	sent, waiting, noCodec, failed := 0, 0, 0, 0
+	sent, waiting, noCodec, failed, switched := 0, 0, 0, 0, 0
 	for _, d := range p.subs[lo:hi] {
-		if d.needKeyframe {
+		if d.layer != p.slot || d.needKeyframe {
+			// Not on this layer (or waiting): start or switch here only at
+			// a keyframe of the layer the track should get.
+			if d.target != p.slot {
+				continue
+			}
 			if !p.frameStart {
 				waiting++
 				continue
 			}
-			d.needKeyframe = false
+			if d.layer >= 0 && d.layer != p.slot {
+				switched++
+			}
+			d.switchTo(p.slot, p.seq)
 		}
 		if !d.ptOK {
 			noCodec++
 			continue
 		}
-		if err := d.write(p.seq, p.ts, p.marker, p.payload); err != nil {
+		seq := p.seq + d.seqOff
+		if d.sinceSwitch < switchGuard {
+			if int16(seq-d.switchSeq) < 0 {
+				continue // a late packet from before the switch to this layer
+			}
+			d.sinceSwitch++
+		}
+		if err := d.write(seq, p.ts, p.marker, p.payload, p.now); err != nil {
 			failed++
 			d.needKeyframe = f.video
 			continue
 		}
+		d.lastSeq, d.haveSeq = seq, true
 		sent++
+	}
+	if switched > 0 {
+		f.m.layerSwitches.Add(float64(switched))
 	}
 	f.fan.end()
 	if p.sample && sent > 0 {

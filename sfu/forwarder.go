@@ -27,23 +27,30 @@ type forwarder struct {
 	tun     *Tuning
 	m       *metrics
 	fan     *fanout
-	// keyframeNeeded asks the publisher for a keyframe (throttled by the stream).
-	keyframeNeeded func()
+	// keyframeNeeded asks the publisher for a keyframe of a layer
+	// (throttled by the stream).
+	keyframeNeeded func(slot int)
 
 	subs  *subscriberSet
 	clock mediaClock
+	// snap is the live layers ranked by bitrate (read without the lock).
+	snap atomic.Pointer[layerSnap]
+	// retarget is set when a viewer's wanted layer changed.
+	retarget atomic.Bool
 
-	// wmu serialises everything below: the current source's writes, source
+	// wmu serialises everything below: the sources' writes, source
 	// switches and NACK retransmissions.
 	wmu      sync.Mutex
 	gen      uint64
-	codec    webrtc.RTPCodecCapability
-	ckind    codecKind
+	layers   [maxLayers]*layerIn
+	ref      int         // the reference layer (-1: none yet)
 	active   atomic.Bool // a source is attached (read by the clock without the lock)
-	tl       timeline
-	cache    *packetCache
-	gop      *gopCache
-	gopBytes int
+	winStart time.Time
+	// The stream's newest outgoing timestamp and its arrival, whatever the
+	// layer: a source spliced in with no other layer live continues from it.
+	haveTS   bool
+	lastTS   uint32
+	lastArr  time.Time
 	pass     pass // reused by every write: the hot path allocates nothing
 	nPackets uint32
 	// A video frame's packets are written in one batch (held from its first
@@ -53,48 +60,71 @@ type forwarder struct {
 	holdTS  uint32
 }
 
-func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func()) *forwarder {
-	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet()}
+func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func(slot int)) *forwarder {
+	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet(), ref: -1}
 	f.pass.f = f
 	if video {
 		f.kindIdx = 1
-		f.cache = newPacketCache(tun.NACKCacheSize)
-		f.gop = newGOPCache(tun.KeyframeCacheBytes)
-	} else {
-		f.cache = newPacketCache(tun.NACKCacheSize / 4)
 	}
 	return f
 }
 
-// attach makes a new source current and returns its generation; writes from
-// older generations are ignored from now on.
+// attach makes a new source current on layer slot 0 (a plain publisher)
+// and returns its generation.
 func (f *forwarder) attach(codec webrtc.RTPCodecCapability) uint64 {
+	return f.attachLayer(0, codec)
+}
+
+// attachLayer makes a new source current on a layer slot and returns its
+// generation; writes from older generations are ignored from now on.
+func (f *forwarder) attachLayer(slot int, codec webrtc.RTPCodecCapability) uint64 {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	l := f.layers[slot]
+	if l == nil {
+		l = newLayerIn(slot, f.video, f.tun)
+		f.layers[slot] = l
+	}
 	f.gen++
-	f.codec, f.ckind = codec, kindOfMime(codec.MimeType)
-	f.tl.newSource()
-	f.clock.newSource(codec.ClockRate)
-	if f.gop != nil {
-		f.dropGOPLocked()
+	l.gen, l.active = f.gen, true
+	l.codec, l.ckind = codec, kindOfMime(codec.MimeType)
+	l.tl.newSource()
+	l.srWall = time.Time{}
+	if f.ref == slot {
+		f.clock.newSource(codec.ClockRate)
+	}
+	if l.gop != nil {
+		f.dropGOPLocked(l)
 	}
 	for _, d := range f.subs.list() {
-		d.selectCodec(codec)
-		d.needKeyframe = f.video
+		d.selectCodec(slot, codec)
+		if d.layer == slot {
+			d.useSlot(slot)
+			d.needKeyframe = f.video
+		}
+	}
+	if f.winStart.IsZero() {
+		f.winStart = time.Now()
 	}
 	f.active.Store(true)
 	return f.gen
 }
 
 // detach ends the source of generation gen, if it is still current.
-func (f *forwarder) detach(gen uint64) {
+func (f *forwarder) detach(slot int, gen uint64) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if gen != f.gen {
+	l := f.layers[slot]
+	if l == nil || gen != l.gen {
 		return
 	}
 	f.gen++
-	f.active.Store(false)
+	l.gen, l.active = f.gen, false
+	any := false
+	for _, o := range f.layers {
+		any = any || (o != nil && o.active)
+	}
+	f.active.Store(any)
 	f.endHold()
 }
 
@@ -106,32 +136,50 @@ func (f *forwarder) endHold() {
 	}
 }
 
-// current reports the codec of the current source, if any.
+// current reports the codec of the current source (the reference layer's), if any.
 func (f *forwarder) current() (webrtc.RTPCodecCapability, bool) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	return f.codec, f.active.Load()
+	if f.ref >= 0 && f.layers[f.ref].active {
+		return f.layers[f.ref].codec, true
+	}
+	for _, l := range f.layers {
+		if l != nil && l.active {
+			return l.codec, true
+		}
+	}
+	return webrtc.RTPCodecCapability{}, false
 }
 
-// dropGOP drops the GOP cache (and its bytes from the gauge).
+// dropGOP drops the GOP caches (and their bytes from the gauge).
 func (f *forwarder) dropGOP() {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	f.dropGOPLocked()
+	for _, l := range f.layers {
+		if l != nil && l.gop != nil {
+			f.dropGOPLocked(l)
+		}
+	}
 }
 
-// dropGOPLocked is dropGOP with f.wmu held.
-func (f *forwarder) dropGOPLocked() {
-	f.gop.invalidate()
-	f.m.gopCacheBytes.Sub(float64(f.gopBytes))
-	f.gopBytes = 0
+// dropGOPLocked is dropGOP for one layer with f.wmu held.
+func (f *forwarder) dropGOPLocked(l *layerIn) {
+	l.gop.invalidate()
+	f.m.gopCacheBytes.Sub(float64(l.gopBytes))
+	l.gopBytes = 0
 }
 
-// write forwards one packet of source generation gen.
+// write forwards one packet of source generation gen on layer 0.
 func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
+	f.writeLayer(0, gen, pkt, arrival)
+}
+
+// writeLayer forwards one packet of source generation gen on a layer slot.
+func (f *forwarder) writeLayer(slot int, gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if gen != f.gen {
+	l := f.layers[slot]
+	if l == nil || gen != l.gen {
 		f.m.dropStale.Inc()
 		return
 	}
@@ -143,31 +191,51 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	f.m.packetsIn[f.kindIdx].Inc()
 	f.m.bytesIn[f.kindIdx].Add(float64(len(payload)))
 
-	key := f.video && isKeyframeStart(f.ckind, payload)
-	if !f.tl.synced {
+	key := f.video && isKeyframeStart(l.ckind, payload)
+	if !l.tl.synced {
 		if f.video && !key {
 			f.m.dropBeforeKeyframe.Inc()
 			return
 		}
-		f.tl.splice(pkt, arrival, f.codec.ClockRate)
-		f.clock.spliced(f.tl.offset())
-	} else if f.tl.stale(pkt) {
+		l.tl.spliceAt(pkt, f.alignTS(l, pkt.Timestamp, arrival))
+		if f.ref < 0 {
+			f.setRef(slot)
+		} else if f.ref == slot {
+			f.clock.spliced(l.tl.offset())
+		}
+	} else if l.tl.stale(pkt) {
 		f.m.dropStale.Inc()
 		return
 	}
-	outSeq, outTS, newest, step := f.tl.rewrite(pkt, arrival)
+	outSeq, outTS, newest, step := l.tl.rewrite(pkt, arrival)
+	l.winBytes += len(payload)
 	if newest {
-		f.clock.newest(outTS, arrival, step)
+		l.lastArr = arrival
+		l.noteFrame(outTS)
+		if !f.haveTS || int32(outTS-f.lastTS) > 0 {
+			f.haveTS, f.lastTS, f.lastArr = true, outTS, arrival
+		}
+		if slot == f.ref {
+			f.clock.newest(outTS, arrival, step)
+		} else {
+			f.refine(l, arrival)
+			outTS = pkt.Timestamp + l.tl.offset()
+		}
 	}
-	frameStart := key && (!f.gop.valid || outTS != f.gop.keyTS)
+	if el := arrival.Sub(f.winStart); el >= layerWindow || (el >= firstWindow && f.snap.Load() == nil) {
+		f.endWindow(arrival)
+	} else if f.retarget.Load() && f.retarget.CompareAndSwap(true, false) {
+		f.retargetAll()
+	}
+	frameStart := key && (!l.gop.valid || outTS != l.gop.keyTS)
 
 	if joiners := f.subs.admit(); joiners != nil {
-		f.startJoiners(joiners, frameStart)
+		f.startJoiners(joiners, l, frameStart)
 	}
 	if f.video {
-		f.cacheGOP(frameStart, outSeq, outTS, pkt.Marker, payload)
+		f.cacheGOP(l, frameStart, outSeq, outTS, pkt.Marker, payload)
 	}
-	f.cache.store(outSeq, outTS, pkt.Marker, payload)
+	l.cache.store(outSeq, outTS, pkt.Marker, payload)
 
 	subs := f.subs.list()
 	if f.video && (!f.holding || f.holdTS != outTS) {
@@ -182,9 +250,14 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 	}
 	f.nPackets++
 	p := &f.pass
-	p.seq, p.ts, p.marker, p.payload = outSeq, outTS, pkt.Marker, payload
+	p.slot, p.seq, p.ts, p.marker, p.payload = slot, outSeq, outTS, pkt.Marker, payload
 	p.frameStart, p.arrival = frameStart, arrival
 	p.sample = f.nPackets%delaySampleEvery == 0
+	if p.sample || p.now.IsZero() || f.nPackets%4 == 0 {
+		// The send time stamped for bandwidth estimation: one clock read
+		// per few packets is close enough (they leave within a ms).
+		p.now = time.Now()
+	}
 	sent := f.fan.run(p, subs)
 	p.payload = nil
 	if pkt.Marker {
@@ -202,53 +275,71 @@ func (f *forwarder) write(gen uint64, pkt *rtp.Packet, arrival time.Time) {
 const delaySampleEvery = 16
 
 // cacheGOP keeps the packets since the last keyframe for joiners.
-func (f *forwarder) cacheGOP(frameStart bool, seq uint16, ts uint32, marker bool, payload []byte) {
+func (f *forwarder) cacheGOP(l *layerIn, frameStart bool, seq uint16, ts uint32, marker bool, payload []byte) {
 	if frameStart {
-		f.gop.startKeyframe(ts)
+		l.gop.startKeyframe(ts)
 	}
-	wasValid := f.gop.valid
-	if !f.gop.add(seq, ts, marker, payload) && wasValid {
+	wasValid := l.gop.valid
+	if !l.gop.add(seq, ts, marker, payload) && wasValid {
 		f.m.gopCacheOverflows.Inc()
 	}
-	if b := f.gop.bytes(); b != f.gopBytes {
-		f.m.gopCacheBytes.Add(float64(b - f.gopBytes))
-		f.gopBytes = b
+	if b := l.gop.bytes(); b != l.gopBytes {
+		f.m.gopCacheBytes.Add(float64(b - l.gopBytes))
+		l.gopBytes = b
 	}
 }
 
-// startJoiners decides how joiners start. A video joiner gets the cached GOP
-// first, so it has a picture at once; if there is no usable cache it waits
-// for the next keyframe, which is requested (merged, throttled).
-func (f *forwarder) startJoiners(joiners []*downTrack, frameStart bool) {
-	needKey := false
+// startJoiners decides how joiners start, given the packet being written
+// (of layer l). A video joiner gets its target layer's cached GOP first, so
+// it has a picture at once; if there is no usable cache it waits for that
+// layer's next keyframe, which is requested (merged, throttled).
+func (f *forwarder) startJoiners(joiners []*downTrack, l *layerIn, frameStart bool) {
+	var need [maxLayers]bool
 	f.fan.begin()
+	now := time.Now()
 	for _, d := range joiners {
-		d.selectCodec(f.codec)
-		d.needKeyframe = false
+		for _, o := range f.layers {
+			if o != nil && o.active {
+				d.selectCodec(o.slot, o.codec)
+			}
+		}
 		if !f.video {
+			d.layer, d.target = 0, 0
+			d.useSlot(0)
+			d.needKeyframe = false
 			continue
 		}
+		d.target = f.targetFor(d)
+		t := f.layers[d.target]
+		d.needKeyframe = true
 		switch {
-		case frameStart:
-			// This very packet opens a keyframe; start from it.
-			d.needKeyframe = true
-		case f.gop.valid && d.ptOK:
+		case t == nil:
+			need[d.target] = true
+		case t == l && frameStart:
+			// This very packet opens a keyframe of the target; start from it.
+		case t.gop.valid && d.ptOKs[t.slot]:
 			f.m.cacheReplays.Inc()
-			n := 0
-			f.gop.each(func(seq uint16, ts uint32, marker bool, p []byte) {
-				if d.write(seq, ts, marker, p) == nil {
+			n, first := 0, true
+			t.gop.each(func(seq uint16, ts uint32, marker bool, p []byte) {
+				if first {
+					d.switchTo(t.slot, seq)
+					first = false
+				}
+				if d.write(seq+d.seqOff, ts, marker, p, now) == nil {
+					d.lastSeq = seq + d.seqOff
 					n++
 				}
 			})
 			f.m.cacheReplayPackets.Add(float64(n))
 		default:
-			d.needKeyframe = true
-			needKey = true
+			need[d.target] = true
 		}
 	}
 	f.fan.end()
-	if needKey {
-		f.keyframeNeeded()
+	for slot, n := range need {
+		if n {
+			f.keyframeNeeded(slot)
+		}
 	}
 }
 
@@ -262,17 +353,17 @@ func (f *forwarder) join(d *downTrack) {
 	f.subs.add(d)
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if !f.active.Load() || !f.tl.synced {
+	if f.ref < 0 || !f.active.Load() || !f.layers[f.ref].tl.synced {
 		return // no source yet: it starts with the first packet
 	}
 	if joiners := f.subs.admit(); joiners != nil {
-		f.startJoiners(joiners, false)
+		f.startJoiners(joiners, nil, false)
 	}
 }
 
 func (f *forwarder) remove(d *downTrack) { f.subs.remove(d) }
 
-// retransmit answers a viewer's NACK from the shared cache.
+// retransmit answers a viewer's NACK from the cache of the layer it gets.
 //
 // Packets are copied out under the lock and written after it is released:
 // a burst of NACKs from many viewers must never hold up the publisher's
@@ -298,10 +389,16 @@ func (f *forwarder) retransmit(d *downTrack, seqs []uint16) {
 	out := make([]held, 0, len(seqs))
 	var buf []byte
 	f.wmu.Lock()
-	pt, ssrc, usable := d.pt, d.ssrc, d.ptOK && !d.needKeyframe
+	pt, ssrc, usable := d.pt, d.ssrc, d.ptOK && !d.needKeyframe && d.layer >= 0
 	if usable {
+		l := f.layers[d.layer]
 		for _, seq := range seqs {
-			ts, marker, p, ok := f.cache.get(seq)
+			// Numbers from before the viewer's last layer switch belong to
+			// another layer's packets: not in this cache.
+			if l == nil || (d.sinceSwitch < switchGuard && int16(seq-d.switchSeq) < 0) {
+				continue
+			}
+			ts, marker, p, ok := l.cache.get(seq - d.seqOff)
 			if !ok {
 				continue
 			}
@@ -351,14 +448,19 @@ func (b *rtxBudget) take(n int, rate float64, now time.Time) int {
 	return n
 }
 
-// senderReport records a publisher's RTCP sender report.
-func (f *forwarder) senderReport(gen uint64, wall time.Time, rtpTS uint32) {
+// senderReport records a publisher's RTCP sender report for a layer.
+func (f *forwarder) senderReport(slot int, gen uint64, wall time.Time, rtpTS uint32) {
 	f.wmu.Lock()
-	current := gen == f.gen
-	f.wmu.Unlock()
-	if current {
+	defer f.wmu.Unlock()
+	l := f.layers[slot]
+	if l == nil || gen != l.gen {
+		return
+	}
+	l.srWall, l.srRTP = wall, rtpTS
+	if slot == f.ref {
 		f.clock.senderReport(wall, rtpTS)
 	}
+	f.checkAlignment(time.Now())
 }
 
 // mediaTime is the outgoing RTP timestamp of the frame live now, and
@@ -369,3 +471,10 @@ func (f *forwarder) mediaTime(now time.Time, maxExtrapolation time.Duration) (ui
 }
 
 func (f *forwarder) count() int { return f.subs.count() }
+
+// refSlot is the reference layer's slot (0 when there is none yet).
+func (f *forwarder) refSlot() int {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return max(f.ref, 0)
+}

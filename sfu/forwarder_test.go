@@ -46,7 +46,7 @@ func testForwarderWorkers(t testing.TB, workers int) (*forwarder, *int) {
 	plis := 0
 	fan := newFanout(nil, 4, workers)
 	t.Cleanup(fan.close)
-	f := newForwarder(true, &tun, newMetrics(), fan, func() { plis++ })
+	f := newForwarder(true, &tun, newMetrics(), fan, func(int) { plis++ })
 	return f, &plis
 }
 
@@ -92,7 +92,7 @@ func TestForwarderJoinFromCacheAndSplice(t *testing.T) {
 	}
 	// A new source is spliced in: sequence continues, timestamps move on.
 	lastSeq, lastTS := a.lastSeq, a.lastTS
-	f.detach(gen)
+	f.detach(0, gen)
 	gen2 := f.attach(h264)
 	later := now.Add(100 * time.Millisecond)
 	f.write(gen2, pkt(5000, 777, slice, true), later) // waits for a keyframe
@@ -127,7 +127,7 @@ func TestForwarderNoCacheRequestsKeyframeAndFailingViewer(t *testing.T) {
 	gen := f.attach(h264)
 	now := time.Now()
 	f.write(gen, pkt(1, 0, idr, true), now)
-	f.gop.invalidate() // e.g. the GOP outgrew the cache
+	f.layers[0].gop.invalidate() // e.g. the GOP outgrew the cache
 	bad := &sinkWriter{fail: true}
 	good := &sinkWriter{}
 	viewer(f, bad)
@@ -299,13 +299,13 @@ func TestMediaClockSenderReport(t *testing.T) {
 	f.write(gen, pkt(1, 90000, idr, true), t0)
 	f.write(gen, pkt(2, 93000, slice, true), t0.Add(10*time.Millisecond))
 	// Frame 93000 was captured 80 ms before it arrived (a slow encoder).
-	f.senderReport(gen, t0.Add(10*time.Millisecond-80*time.Millisecond), 93000)
+	f.senderReport(0, gen, t0.Add(10*time.Millisecond-80*time.Millisecond), 93000)
 	ts, _ := f.mediaTime(t0.Add(10*time.Millisecond), time.Second)
 	if ts != 93000+2*3000 {
 		t.Fatalf("media time %d, want %d: the frame captured now, two frames on", ts, 93000+2*3000)
 	}
 	// A report from a clock far off is ignored.
-	f.senderReport(gen, t0.Add(-time.Hour), 93000)
+	f.senderReport(0, gen, t0.Add(-time.Hour), 93000)
 	if ts, _ := f.mediaTime(t0.Add(10*time.Millisecond), time.Second); ts != 93000 {
 		t.Fatalf("media time %d with a skewed sender clock, want the newest frame 93000", ts)
 	}

@@ -28,6 +28,9 @@ type metrics struct {
 	cacheReplayPackets      counter
 	gopCacheBytes           gauge
 	gopCacheOverflows       counter
+	layerSwitches           counter
+	paddingPackets          counter
+	layerRealigns           counter
 }
 
 // forwardDelayBuckets are the upper bounds (seconds) of the forward delay histogram.
@@ -98,6 +101,16 @@ type Stats struct {
 	CacheReplays, CacheReplayPackets uint64
 	KeyframeCacheBytes               float64
 	KeyframeCacheOverflows           uint64
+	// LayerSwitches counts viewers moved from one simulcast layer to another.
+	LayerSwitches uint64
+	// PaddingPackets counts padding-only packets sent for bandwidth probes.
+	PaddingPackets uint64
+	// LayerRealigns counts layers moved onto the reference's timeline by
+	// sender reports after being aligned by arrival time.
+	LayerRealigns uint64
+	// ViewersPerLayer counts video viewers by the quality of the layer they
+	// get now ("low", "medium", "high"; "single" for a one-layer stream).
+	ViewersPerLayer map[string]int
 }
 
 // Stats reads the sfu's metrics.
@@ -118,6 +131,7 @@ func (s *SFU) Stats() Stats {
 		},
 		CacheReplays: m.cacheReplays.get(), CacheReplayPackets: m.cacheReplayPackets.get(),
 		KeyframeCacheBytes: math.Max(0, m.gopCacheBytes.get()), KeyframeCacheOverflows: m.gopCacheOverflows.get(),
+		LayerSwitches: m.layerSwitches.get(), PaddingPackets: m.paddingPackets.get(), LayerRealigns: m.layerRealigns.get(), ViewersPerLayer: s.viewersPerLayer(),
 	}
 	for i := range 2 {
 		st.PacketsIn[i], st.BytesIn[i] = m.packetsIn[i].get(), m.bytesIn[i].get()

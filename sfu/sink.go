@@ -39,4 +39,4 @@ func (st *Stream) AddSink(s Sink) (remove func()) {
 // RequestKeyframe asks the publisher for a keyframe (merged with viewers'
 // requests: at most one per PLIInterval). Recording asks for one when a
 // segment has run long, since WebRTC encoders send keyframes only on demand.
-func (st *Stream) RequestKeyframe() { st.requestKeyframe() }
+func (st *Stream) RequestKeyframe() { st.requestKeyframe(st.video.refSlot()) }

@@ -26,17 +26,19 @@ type Stream struct {
 	video *forwarder
 	audio *forwarder
 
-	mu       sync.Mutex
-	pub      *Publication
-	lastPLI  atomic.Int64
-	sinkSSRC [2]uint32 // [audio, video]: the SSRCs sinks see
-	sinks    atomic.Int32
+	mu      sync.Mutex
+	pub     *Publication
+	lastPLI [maxLayers]atomic.Int64
+	// layerKeyframe asks a simulcast layer's publisher stream for a keyframe.
+	layerKeyframe [maxLayers]atomic.Pointer[func()]
+	sinkSSRC      [2]uint32 // [audio, video]: the SSRCs sinks see
+	sinks         atomic.Int32
 }
 
 func newStream(id string, s *SFU) *Stream {
 	st := &Stream{id: id, s: s}
 	st.video = newForwarder(true, &s.Tuning, s.m, s.fan, st.requestKeyframe)
-	st.audio = newForwarder(false, &s.Tuning, s.m, s.fan, func() {})
+	st.audio = newForwarder(false, &s.Tuning, s.m, s.fan, func(int) {})
 	st.sinkSSRC = [2]uint32{rand.Uint32(), rand.Uint32()}
 	return st
 }
@@ -90,11 +92,16 @@ func (st *Stream) MediaTime(now time.Time) (uint32, bool) {
 }
 
 // requestKeyframe merges viewers' keyframe needs: at most one request per
-// PLIInterval reaches the publisher.
-func (st *Stream) requestKeyframe() {
+// PLIInterval per layer reaches the publisher.
+func (st *Stream) requestKeyframe(slot int) {
 	now := time.Now().UnixNano()
-	last := st.lastPLI.Load()
-	if now-last < int64(st.s.Tuning.PLIInterval) || !st.lastPLI.CompareAndSwap(last, now) {
+	last := st.lastPLI[slot].Load()
+	if now-last < int64(st.s.Tuning.PLIInterval) || !st.lastPLI[slot].CompareAndSwap(last, now) {
+		return
+	}
+	if fn := st.layerKeyframe[slot].Load(); fn != nil {
+		st.s.m.pliSent.Inc()
+		(*fn)()
 		return
 	}
 	st.mu.Lock()
@@ -118,25 +125,44 @@ func (st *Stream) unpublishAll() {
 
 // Publication is one publisher's tenure on a stream.
 type Publication struct {
-	st     *Stream
-	src    Source
-	mu     sync.Mutex
-	tracks []*TrackWriter
-	ended  bool
+	st      *Stream
+	src     Source
+	mu      sync.Mutex
+	tracks  []*TrackWriter
+	nLayers int
+	ended   bool
 }
 
 // Track registers a publisher track and returns the writer its packets go to.
-// One writer per kind is live; a second video track (e.g. a simulcast layer)
-// replaces the first.
+// One writer per kind is live; a second video track replaces the first.
 func (p *Publication) Track(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability) *TrackWriter {
-	f := p.st.forwarder(kind)
+	return p.track(p.st.forwarder(kind), 0, codec, nil)
+}
+
+// Layer registers one simulcast layer of the publisher's video (up to
+// three; more are ignored) and returns the writer its packets go to.
+// keyframe asks the publisher for a keyframe of that layer.
+func (p *Publication) Layer(codec webrtc.RTPCodecCapability, keyframe func()) *TrackWriter {
+	p.mu.Lock()
+	slot := p.nLayers
+	p.nLayers++
+	p.mu.Unlock()
+	if slot >= maxLayers {
+		return &TrackWriter{f: p.st.video}
+	}
+	kf := &keyframe
+	p.st.layerKeyframe[slot].Store(kf)
+	return p.track(p.st.video, slot, codec, kf)
+}
+
+func (p *Publication) track(f *forwarder, slot int, codec webrtc.RTPCodecCapability, kf *func()) *TrackWriter {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	tw := &TrackWriter{f: f}
+	tw := &TrackWriter{f: f, slot: slot, keyframe: kf}
 	if p.ended {
 		return tw // gen 0 never matches: writes are dropped
 	}
-	tw.gen = f.attach(codec)
+	tw.gen = f.attachLayer(slot, codec)
 	p.tracks = append(p.tracks, tw)
 	return tw
 }
@@ -168,15 +194,20 @@ func (p *Publication) end() {
 	p.tracks = nil
 	p.mu.Unlock()
 	for _, tw := range tracks {
-		tw.f.detach(tw.gen)
+		tw.f.detach(tw.slot, tw.gen)
+		if tw.keyframe != nil {
+			p.st.layerKeyframe[tw.slot].CompareAndSwap(tw.keyframe, nil)
+		}
 	}
 }
 
 // TrackWriter takes one publisher track's packets. WriteRTP must be called
 // from a single goroutine; pkt and its payload are not retained.
 type TrackWriter struct {
-	f   *forwarder
-	gen uint64
+	f        *forwarder
+	slot     int
+	gen      uint64
+	keyframe *func() // a simulcast layer's keyframe request
 }
 
 // SenderReport passes on the publisher's RTCP sender report for this track
@@ -184,7 +215,7 @@ type TrackWriter struct {
 // clock uses it to stamp the frame being captured, not just the newest to arrive.
 func (tw *TrackWriter) SenderReport(wall time.Time, rtpTS uint32) {
 	if tw.gen != 0 {
-		tw.f.senderReport(tw.gen, wall, rtpTS)
+		tw.f.senderReport(tw.slot, tw.gen, wall, rtpTS)
 	}
 }
 
@@ -193,5 +224,5 @@ func (tw *TrackWriter) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
 	if tw.gen == 0 {
 		return
 	}
-	tw.f.write(tw.gen, pkt, arrival)
+	tw.f.writeLayer(tw.slot, tw.gen, pkt, arrival)
 }

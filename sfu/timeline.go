@@ -41,24 +41,10 @@ const spliceSlack = 8
 // newSource forgets the current source: the next keyframe splices.
 func (t *timeline) newSource() { t.synced = false }
 
-// splice makes pkt (a keyframe) the start of a new source on the timeline:
-// its timestamp continues from the last one sent by the wall time since.
-func (t *timeline) splice(pkt *rtp.Packet, arrival time.Time, clockRate uint32) {
-	if !t.haveOut {
-		t.spliceAt(pkt, pkt.Timestamp)
-		return
-	}
-	step := uint32(arrival.Sub(t.lastArr).Seconds() * float64(clockRate))
-	if step == 0 {
-		step = 1
-	}
-	t.spliceAt(pkt, t.lastOutTS+step)
-}
-
 // spliceAt splices pkt in with outgoing timestamp outTS.
 func (t *timeline) spliceAt(pkt *rtp.Packet, outTS uint32) {
+	t.tsOffset = outTS - pkt.Timestamp
 	if t.haveOut {
-		t.tsOffset = outTS - pkt.Timestamp
 		t.seqOffset = t.lastOutSeq + 1 + spliceSlack - pkt.SequenceNumber
 	}
 	t.spliceTS = pkt.Timestamp

@@ -9,7 +9,7 @@ func TestTimelineSplicesSources(t *testing.T) {
 	var tl timeline
 	t0 := time.Now()
 	// First source: passed through unchanged.
-	tl.splice(pkt(100, 5000, idr, true), t0, 90000)
+	tl.spliceAt(pkt(100, 5000, idr, true), 5000)
 	if s, ts, newest, _ := tl.rewrite(pkt(100, 5000, idr, true), t0); s != 100 || ts != 5000 || !newest {
 		t.Fatalf("first source rewritten: %d %d %v", s, ts, newest)
 	}
@@ -21,17 +21,17 @@ func TestTimelineSplicesSources(t *testing.T) {
 	if _, _, newest, _ := tl.rewrite(pkt(99, 2000, slice, true), t0); newest {
 		t.Fatal("an older packet counted as the newest")
 	}
-	// A new source 200 ms later, numbered anywhere: seq continues after the
-	// slack, ts moves on by the wall time.
+	// A new source, numbered anywhere, spliced in at an outgoing timestamp
+	// (the forwarder's alignTS picks it): seq continues after the slack.
 	tl.newSource()
 	at := t0.Add(233 * time.Millisecond)
-	tl.splice(pkt(40000, 123, idr, true), at, 90000)
+	tl.spliceAt(pkt(40000, 123, idr, true), 8000+18000)
 	s, ts, _, _ = tl.rewrite(pkt(40000, 123, idr, true), at)
 	if s != 101+1+spliceSlack {
 		t.Fatalf("seq after splice %d, want %d", s, 101+1+spliceSlack)
 	}
-	if d := ts - 8000; d < 17900 || d > 18100 {
-		t.Fatalf("ts moved by %d over 200 ms, want ~18000", d)
+	if ts != 26000 {
+		t.Fatalf("ts after splice %d, want 26000", ts)
 	}
 	// Late packets of the splice keyframe fit in the slack; older frames do not.
 	if tl.stale(pkt(39999, 123, []byte{0x67}, false)) {

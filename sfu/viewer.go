@@ -16,6 +16,7 @@ type Viewer struct {
 	video *downTrack
 	audio *downTrack
 	onEnd func()
+	tcc   transportCC
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -29,9 +30,12 @@ func (st *Stream) NewViewer(video, audio bool, onEnd func()) (*Viewer, error) {
 	msid := "streamd-" + st.id
 	if video {
 		v.video = newDownTrack("video", msid, webrtc.RTPCodecTypeVideo)
+		v.video.want.Store(wantAuto)
+		v.video.tcc = &v.tcc
 	}
 	if audio {
 		v.audio = newDownTrack("audio", msid, webrtc.RTPCodecTypeAudio)
+		v.audio.tcc = &v.tcc
 	}
 	s := st.s
 	s.mu.Lock()
@@ -85,7 +89,7 @@ func (v *Viewer) HandleRTCP(kind webrtc.RTPCodecType, pkts []rtcp.Packet, seqs [
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			v.st.s.m.pliReceived.Inc()
 			if f.video {
-				v.st.requestKeyframe()
+				v.st.requestKeyframe(max(int(d.current.Load()), 0))
 			}
 		case *rtcp.TransportLayerNack:
 			seqs = seqs[:0]

@@ -186,7 +186,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	sfumetrics.Register(a.reg, a.SFU)
 	a.registerBatchMetrics()
 	a.closers = append(a.closers, a.SFU.Close)
-	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Logger: logger.With("pkg", "whep")}
+	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "whep")}
 	if err := a.WHEP.Initialize(); err != nil {
 		return nil, err
 	}

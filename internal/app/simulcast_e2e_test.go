@@ -3,14 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/sdp/v3"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/streamd/streamd/internal/rtctest"
 	"github.com/streamd/streamd/internal/testenv"
@@ -39,120 +37,223 @@ func lastSPSWidth(t *testing.T, pkts []rtctest.Packet) int {
 	return width
 }
 
-// TestSimulcastPublisherCarriesLargestLayer: a WHIP publisher sends three
-// simulcast layers (rids l, m, h: 160, 320 and 640 pixels wide, the large
-// one starting first); the stream carries the largest, not the last to
-// start, and a viewer gets it from a keyframe. When the publisher
-// stops sending the large layer (an uplink that no longer holds it), the
-// stream moves to the next one.
-func TestSimulcastPublisherCarriesLargestLayer(t *testing.T) {
+// simulcastLayers are the test publisher's three layers.
+var simulcastLayers = []rtctest.Layer{{RID: "l", Width: 160, Height: 96, Rate: "80k"}, {RID: "m", Width: 320, Height: 180, Rate: "300k"}, {RID: "h", Width: 640, Height: 360, Rate: "900k"}}
+
+// startSimulcast runs an app with a stream "sim" and a simulcast publisher
+// sending the three layers (in the background, until the test ends).
+func startSimulcast(t *testing.T) (*App, *rtctest.SimulcastPublisher, context.Context) {
+	t.Helper()
 	ffmpeg := testenv.FFmpeg(t)
-	type enc struct {
-		rid  string
-		w, h int
-		rate string
-	}
-	encs := []enc{{"l", 160, 96, "80k"}, {"m", 320, 180, "300k"}, {"h", 640, 360, "900k"}}
-	dir := t.TempDir()
-	clips := make([][][]byte, len(encs))
-	for i, e := range encs {
-		aus, err := rtctest.EncodeH264(ffmpeg, dir, e.w, e.h, 30, 2, 30, e.rate)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clips[i] = aus
-	}
-	a := startApp(t, nil)
-	key := createStream(t, a, "sim")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, pc := pionPC(t)
-	var err error
-	tracks := make([]*webrtc.TrackLocalStaticRTP, len(encs))
-	var sender *webrtc.RTPSender
-	for i, e := range encs {
-		tracks[i], err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "sim", webrtc.WithRTPStreamID(e.rid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			tr, err := pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sender = tr.Sender()
-		} else if err := sender.AddEncoding(tracks[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go func() { // PLIs are answered by the clip's next keyframe anyway
-		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
-	if _, err := rtctest.Connect(ctx, pc, a.BaseURL()+"/whip/sim", key); err != nil {
-		t.Fatal(err)
-	}
-	viewer, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/sim")
+	clips, err := rtctest.EncodeLayers(ffmpeg, t.TempDir(), simulcastLayers, 2, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer viewer.PC.Close()
+	a := startApp(t, nil)
+	key := createStream(t, a, "sim")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.PublishSimulcast(ctx, api, a.BaseURL()+"/whip/sim", key, simulcastLayers, clips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); pub.Run(ctx, 90*time.Second) }()
+	t.Cleanup(func() { cancel(); <-done; pub.Close() })
+	return a, pub, ctx
+}
 
-	// A simulcast sender marks each packet with its mid and rid (as
-	// browsers and OBS do; pion leaves it to the application).
-	var midID, ridID uint8
-	for _, x := range sender.GetParameters().HeaderExtensions {
-		switch x.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(x.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(x.ID)
+// subscribeLayer joins a pion viewer with ?layer=q.
+func subscribeLayer(t *testing.T, ctx context.Context, a *App, q string) *rtctest.Subscriber {
+	t.Helper()
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/sim?layer="+q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.PC.Close() })
+	return v
+}
+
+// waitWidth waits until the viewer's newest SPS (among packets from index
+// from on) is w pixels wide.
+func waitWidth(t *testing.T, ctx context.Context, v *rtctest.Subscriber, from, w int) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := v.WaitVideo(c, func(p []rtctest.Packet) bool { return len(p) > from && lastSPSWidth(t, p[from:]) == w })
+	if err != nil {
+		got := 0
+		if p := v.Video(); len(p) > from {
+			got = lastSPSWidth(t, p[from:])
+		}
+		t.Fatalf("viewer's newest SPS is %d pixels wide, want %d", got, w)
+	}
+}
+
+// frameTimestamps is the set of RTP timestamps of a viewer's frames.
+func frameTimestamps(pkts []rtctest.Packet) map[uint32]bool {
+	out := map[uint32]bool{}
+	for _, p := range pkts {
+		out[p.Timestamp] = true
+	}
+	return out
+}
+
+// TestSimulcastLayerPerViewer: a WHIP publisher sends three simulcast
+// layers (160, 320 and 640 pixels wide); viewers pinned at join to low,
+// medium and high each get their layer, whole (no sequence gaps, every
+// access unit complete, starting at a keyframe), and all of them on one
+// timeline: the same frame carries the same RTP timestamp on every layer.
+// A viewer on auto without a bandwidth estimate yet gets the largest.
+func TestSimulcastLayerPerViewer(t *testing.T) {
+	a, pub, ctx := startSimulcast(t)
+	widths := map[string]int{"low": 160, "medium": 320, "high": 640, "auto": 640}
+	viewers := map[string]*rtctest.Subscriber{}
+	for _, q := range []string{"low", "medium", "high", "auto"} {
+		viewers[q] = subscribeLayer(t, ctx, a, q)
+	}
+	for q, v := range viewers {
+		waitWidth(t, ctx, v, 0, widths[q])
+	}
+	time.Sleep(2 * time.Second)
+	for q, v := range viewers {
+		pkts := v.Video()
+		if n, key := accessUnits(t, pkts); n < 30 || !key {
+			t.Fatalf("%s viewer: %d access units, first is a keyframe: %v", q, n, key)
+		}
+		if w := lastSPSWidth(t, pkts); w != widths[q] {
+			t.Fatalf("%s viewer: SPS %d wide, want %d", q, w, widths[q])
+		}
+		in := rtctest.InOrder(pkts)
+		for i := 1; i < len(in); i++ {
+			if d := in[i].SequenceNumber - in[i-1].SequenceNumber; d != 1 {
+				t.Fatalf("%s viewer: sequence gap of %d at %d", q, d, in[i].SequenceNumber)
+			}
 		}
 	}
-	if midID == 0 || ridID == 0 {
-		t.Fatal("mid/rid header extensions not negotiated")
-	}
-	packetizers := make([]rtp.Packetizer, len(encs))
-	for i := range encs {
-		packetizers[i] = rtp.NewPacketizer(1200, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
-	}
-	// send plays the first layers of encs for d, the large one starting first.
-	send := func(d time.Duration, layers int) {
-		tick := time.NewTicker(time.Second / 30)
-		defer tick.Stop()
-		for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
-			for j := 0; j < layers; j++ {
-				if i < 5*(len(encs)-1-j) {
-					continue // the smaller layers start later: the last to start is not the one to carry
-				}
-				for _, pkt := range packetizers[j].Packetize(clips[j][i%len(clips[j])], 90000/30) {
-					_ = pkt.Header.SetExtension(midID, []byte("0"))
-					_ = pkt.Header.SetExtension(ridID, []byte(encs[j].rid))
-					_ = tracks[j].WriteRTP(pkt)
-				}
-			}
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
+	// One timeline: the frames every viewer got in the last second carry
+	// timestamps the high viewer got too.
+	high := frameTimestamps(viewers["high"].Video())
+	for _, q := range []string{"low", "medium"} {
+		pkts := viewers[q].Video()
+		last := pkts[len(pkts)-1].Arrival
+		missing, n := 0, 0
+		for ts := range frameTimestamps(pkts) {
+			n++
+			if !high[ts] {
+				missing++
 			}
 		}
+		_ = last
+		// The layers started a few frames apart, so allow the first frames.
+		if missing > 3 {
+			t.Fatalf("%s viewer: %d of %d frame timestamps are not on the high layer's timeline", q, missing, n)
+		}
 	}
-	send(4*time.Second, 3)
-	if w := lastSPSWidth(t, viewer.Video()); w != 640 {
-		t.Fatalf("the viewer's newest SPS is %d pixels wide, want the largest layer's 640", w)
+	if pub.Frames() < 60 {
+		t.Fatalf("publisher sent %d frames", pub.Frames())
 	}
-	if n, key := accessUnits(t, viewer.Video()); n < 30 || !key {
-		t.Fatalf("viewer: %d access units, first is a keyframe: %v", n, key)
+}
+
+// postLayer sets a WHEP session's layer.
+func postLayer(t *testing.T, session, layer string) map[string]any {
+	t.Helper()
+	var out map[string]any
+	if code := api(t, http.MethodPost, session+"/layer", "", map[string]string{"layer": layer}, &out); code != http.StatusOK {
+		t.Fatalf("POST %s/layer %s: %d %v", session, layer, code, out)
 	}
-	// The large layer stops: within a few windows the stream carries m.
-	before := len(viewer.Video())
-	send(5*time.Second, 2)
-	if w := lastSPSWidth(t, viewer.Video()[before:]); w != 320 {
-		t.Fatalf("after the large layer stopped the newest SPS is %d pixels wide, want 320", w)
+	return out
+}
+
+// TestSimulcastLayerSwitch: one viewer goes high → low → high through
+// POST <session>/layer. Its sequence numbers stay continuous and its
+// timestamps move forward on the one timeline across both switches; every
+// switch lands on a keyframe of the new layer, asked of that layer alone.
+func TestSimulcastLayerSwitch(t *testing.T) {
+	a, pub, ctx := startSimulcast(t)
+	v := subscribeLayer(t, ctx, a, "high")
+	waitWidth(t, ctx, v, 0, 640)
+	var bad map[string]any
+	if code := api(t, http.MethodPost, v.Session+"/layer", "", map[string]string{"layer": "huge"}, &bad); code != http.StatusUnprocessableEntity {
+		t.Fatalf("bad layer: %d %v", code, bad)
 	}
+	lowPLIs := pub.PLIs(0)
+	mark := len(v.Video())
+	st := postLayer(t, v.Session, "low")
+	if st["layer"] != "low" {
+		t.Fatalf("layer state after POST: %v", st)
+	}
+	waitWidth(t, ctx, v, mark, 160)
+	if pub.PLIs(0) == lowPLIs {
+		t.Fatal("no keyframe was asked of the low layer")
+	}
+	time.Sleep(time.Second)
+	var got map[string]any
+	api(t, http.MethodGet, v.Session+"/layer", "", nil, &got)
+	if got["current"] != "low" || len(got["layers"].([]any)) != 3 {
+		t.Fatalf("GET layer: %v", got)
+	}
+	mark = len(v.Video())
+	postLayer(t, v.Session, "high")
+	waitWidth(t, ctx, v, mark, 640)
+	time.Sleep(time.Second)
+
+	in := rtctest.InOrder(v.Video())
+	var dep codecs.H264Packet
+	prevWidth, widths := 0, []int{}
+	for i, p := range in {
+		if i > 0 {
+			if d := p.SequenceNumber - in[i-1].SequenceNumber; d != 1 {
+				t.Fatalf("sequence gap of %d at %d (packet %d)", d, p.SequenceNumber, i)
+			}
+			if d := int32(p.Timestamp - in[i-1].Timestamp); d < 0 || d > 90000/5 {
+				t.Fatalf("timestamp step %d at packet %d: not one forward timeline", d, i)
+			}
+		}
+		b, err := dep.Unmarshal(p.Payload)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		if w := lastSPSWidth(t, []rtctest.Packet{p}); w != 0 {
+			if prevWidth == 0 {
+				widths = append(widths, w)
+			}
+			if prevWidth != 0 && w != prevWidth {
+				widths = append(widths, w)
+				// A switch starts the new layer at its keyframe: this SPS
+				// opens the frame (the previous packet ended one).
+				if !in[i-1].Marker {
+					t.Fatalf("switch to %d px mid-frame at packet %d", w, i)
+				}
+			}
+			prevWidth = w
+		}
+	}
+	// (Until the layers are first ranked, a viewer gets the first layer.)
+	if n := len(widths); n < 3 || widths[n-3] != 640 || widths[n-2] != 160 || widths[n-1] != 640 {
+		t.Fatalf("widths over time %v, want them to end 640, 160, 640", widths)
+	}
+}
+
+// TestSimulcastLayerStops: when the publisher stops sending its large
+// layer (an uplink that no longer holds it), its viewers move to the next
+// one down, and come back when it returns.
+func TestSimulcastLayerStops(t *testing.T) {
+	a, pub, ctx := startSimulcast(t)
+	v := subscribeLayer(t, ctx, a, "auto")
+	waitWidth(t, ctx, v, 0, 640)
+	mark := len(v.Video())
+	pub.SetActive(2, false)
+	waitWidth(t, ctx, v, mark, 320)
+	mark = len(v.Video())
+	pub.SetActive(2, true)
+	waitWidth(t, ctx, v, mark, 640)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -181,8 +182,21 @@ func newAPI(se webrtc.SettingEngine, publisher bool) (*webrtc.API, error) {
 		if strings.HasPrefix(c.MimeType, "audio/") {
 			kind = webrtc.RTPCodecTypeAudio
 		}
+		if !publisher {
+			// Viewers send transport-wide congestion control feedback:
+			// the sfu's per-viewer bandwidth estimate (and so the simulcast
+			// layer each viewer gets) is built from it.
+			c.RTCPFeedback = append(append([]webrtc.RTCPFeedback(nil), c.RTCPFeedback...), webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
+		}
 		if err := m.RegisterCodec(c, kind); err != nil {
 			return nil, fmt.Errorf("register codec %s: %w", c.MimeType, err)
+		}
+	}
+	if !publisher {
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+				return nil, fmt.Errorf("register transport-cc extension: %w", err)
+			}
 		}
 	}
 	ir := &interceptor.Registry{}

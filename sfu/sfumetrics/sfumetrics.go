@@ -36,13 +36,17 @@ var (
 	replayPkts   = prometheus.NewDesc("streamd_sfu_keyframe_cache_replay_packets_total", "Packets sent from the keyframe cache.", nil, nil)
 	gopBytes     = prometheus.NewDesc("streamd_sfu_keyframe_cache_bytes", "Bytes held by keyframe (GOP) caches.", nil, nil)
 	gopOverflows = prometheus.NewDesc("streamd_sfu_keyframe_cache_overflows_total", "GOPs larger than the cache bound.", nil, nil)
+	layerViewers = prometheus.NewDesc("streamd_sfu_layer_viewers", "Video viewers by the simulcast layer they get now (single: a one-layer stream).", []string{"layer"}, nil)
+	layerSwitch  = prometheus.NewDesc("streamd_sfu_layer_switches_total", "Viewers moved from one simulcast layer to another.", nil, nil)
+	padding      = prometheus.NewDesc("streamd_sfu_padding_packets_total", "Padding-only packets sent for bandwidth probes.", nil, nil)
+	realigns     = prometheus.NewDesc("streamd_sfu_layer_realigns_total", "Simulcast layers moved onto the reference layer's timeline by sender reports.", nil, nil)
 )
 
 type collector struct{ s *sfu.SFU }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{publishers, subscribers, packetsIn, bytesIn, packetsOut, bytesOut, drops, forwardDelay,
-		pliReceived, pliSent, nackReceived, nackRetx, nackMissed, replays, replayPkts, gopBytes, gopOverflows} {
+		pliReceived, pliSent, nackReceived, nackRetx, nackMissed, replays, replayPkts, gopBytes, gopOverflows, layerViewers, layerSwitch, padding, realigns} {
 		ch <- d
 	}
 }
@@ -75,4 +79,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	count(replayPkts, st.CacheReplayPackets)
 	gauge(gopBytes, st.KeyframeCacheBytes)
 	count(gopOverflows, st.KeyframeCacheOverflows)
+	for _, l := range []string{"low", "medium", "high", "single"} {
+		ch <- prometheus.MustNewConstMetric(layerViewers, prometheus.GaugeValue, float64(st.ViewersPerLayer[l]), l)
+	}
+	count(layerSwitch, st.LayerSwitches)
+	count(padding, st.PaddingPackets)
+	count(realigns, st.LayerRealigns)
 }
