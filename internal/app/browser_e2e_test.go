@@ -30,17 +30,25 @@ func percentile(v []int, p float64) int {
 // test pattern.
 func publishCanvas(t *testing.T, b *browsertest.Browser, base, stream, key, codec string) context.Context {
 	t.Helper()
+	return publishPage(t, b, base, stream, fmt.Sprintf(`{key: %q, source: 'canvas', codec: %q}`, key, codec))
+}
+
+// publishPage opens the publisher page in a tab and goes live with
+// streamdPublish(opts), opts a JS object literal.
+func publishPage(t *testing.T, b *browsertest.Browser, base, stream, opts string) context.Context {
+	t.Helper()
 	tab := b.Tab(t)
 	if err := browsertest.Open(tab, base+"/publish/"+stream, "#form"); err != nil {
 		t.Fatalf("open publisher: %v", err)
 	}
-	if _, err := browsertest.Eval[string](tab, 20*time.Second, fmt.Sprintf(`streamdPublish({key: %q, source: 'canvas', codec: %q})`, key, codec)); err != nil {
-		t.Fatalf("publish %s: %v", codec, err)
+	if _, err := browsertest.Eval[string](tab, 20*time.Second, "streamdPublish("+opts+")"); err != nil {
+		t.Fatalf("publish %s: %v", opts, err)
 	}
 	return tab
 }
 
-// openPlayer opens /watch/{stream} in a tab with the glass probe installed.
+// openPlayer opens /watch/{stream} in a tab with the glass probe installed
+// (stream may carry a query: "s?quality=low").
 func openPlayer(t *testing.T, b *browsertest.Browser, base, stream string) context.Context {
 	t.Helper()
 	tab := b.Tab(t)

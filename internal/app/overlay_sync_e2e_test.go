@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -50,9 +51,7 @@ func TestBrowserCardOnFrame(t *testing.T) {
 	b := browsertest.Launch(t)
 	a := startApp(t, nil)
 	key := createStream(t, a, "sync")
-	if code := api(t, "POST", a.BaseURL()+"/api/products", testStaff, map[string]any{"id": "bag", "title": "Leather bag", "price": map[string]any{"amount": 4900, "currency": "eur"}, "stock": 10}, nil); code != 201 {
-		t.Fatalf("create product: %d", code)
-	}
+	createBag(t, a)
 	player := openPlayer(t, b, a.BaseURL(), "sync")
 	pub := publishCanvas(t, b, a.BaseURL(), "sync", key, "vp8")
 	if err := browsertest.WaitFor(player, 15*time.Second, `window.__glass.length > 30 && window.streamdPlayer.state === 'live'`); err != nil {
@@ -77,75 +76,91 @@ func TestBrowserCardOnFrame(t *testing.T) {
 				}
 				t.Logf("video now plays %d ms behind the publisher", lat)
 			}
-			for round := 0; round < 3; round++ {
-				fpub, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var push struct {
-					Seq uint64 `json:"seq"`
-				}
-				action := []string{"show", "hide", "show"}[round]
-				if code := api(t, "POST", a.BaseURL()+"/api/streams/sync/cards", testStaff, map[string]any{"action": action, "product_id": "bag"}, &push); code != 201 {
-					t.Fatalf("push card: %d", code)
-				}
-				// The push happened somewhere between these two reads.
-				fafter, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wait := fmt.Sprintf(`window.streamdPlayer.reveals.some(r => r.seq === %d)`, push.Seq)
-				if err := browsertest.WaitFor(player, 10*time.Second, wait); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(200 * time.Millisecond) // the probe records the same frame
-				revs, err := browsertest.Eval[[]reveal](player, 5*time.Second, fmt.Sprintf(`window.streamdPlayer.reveals.filter(r => r.seq === %d)`, push.Seq))
-				if err != nil || len(revs) != 1 {
-					t.Fatalf("reveal of seq %d: %v %v", push.Seq, revs, err)
-				}
-				r := revs[0]
-				if r.RTPTS == nil || r.FrameRTP == nil {
-					t.Fatalf("card seq %d was not revealed on a stamped frame: %+v", push.Seq, r)
-				}
-				samples, err := browsertest.Eval[[]glassSample](player, 5*time.Second, `window.__glass.slice(-400)`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				shown, ok := frameOf(samples, *r.FrameRTP)
-				if !ok {
-					t.Fatalf("no decoded frame with rtp %d", *r.FrameRTP)
-				}
-				// The error counts frames viewers saw: a frame the player never
-				// displayed (dropped under load) is no frame the card could be on.
-				diff := 0
-				switch {
-				case int(shown) < fpub:
-					diff = -displayedBetween(samples, uint32(shown), uint32(fpub))
-				case int(shown) > fafter:
-					diff = displayedBetween(samples, uint32(fafter), uint32(shown))
-				}
-				shownMS := 0.0
-				if r.ShownMS != nil {
-					shownMS = *r.ShownMS
-				}
-				prevRTP := int64(-1)
-				for i, smp := range samples {
-					if smp.RTP != nil && *smp.RTP == *r.FrameRTP && i > 0 && samples[i-1].RTP != nil {
-						prevRTP = *samples[i-1].RTP
-					}
-				}
-				t.Logf("(previous displayed frame rtp %d)", prevRTP)
-				t.Logf("%s %s: pushed while the publisher drew frame %d..%d, revealed on frame %d (error %+d displayed frames; stamp %d, frame rtp %d, event arrived %.0f ms before that frame was shown)",
-					tc.name, action, fpub, fafter, shown, diff, *r.RTPTS, *r.FrameRTP, shownMS-r.ArrivedMS)
-				if diff < -1 || diff > 1 {
-					t.Fatalf("card %s revealed on frame %d, pushed at frames %d..%d: off by %d displayed frames", action, shown, fpub, fafter, diff)
-				}
-				// Show → hide must toggle what is on screen.
-				visible, _ := browsertest.Eval[bool](player, 5*time.Second, `!document.querySelector('.card').hidden`)
-				if visible != (action == "show") {
-					t.Fatalf("after %s the card visible=%v", action, visible)
-				}
+			for _, action := range []string{"show", "hide", "show"} {
+				checkCardOnFrame(t, a, pub, player, "sync", action, tc.name)
 			}
 		})
+	}
+}
+
+// createBag adds the product checkCardOnFrame pushes.
+func createBag(t *testing.T, a *App) {
+	t.Helper()
+	if code := api(t, "POST", a.BaseURL()+"/api/products", testStaff, map[string]any{"id": "bag", "title": "Leather bag", "price": map[string]any{"amount": 4900, "currency": "eur"}, "stock": 10}, nil); code != 201 {
+		t.Fatalf("create product: %d", code)
+	}
+}
+
+// checkCardOnFrame pushes a card action ("show"/"hide", product "bag") on
+// stream while pub draws the test pattern, and checks that the player
+// (with the glass probe) reveals it on the frame drawn at the push, ±1
+// displayed frame, and that the card's visibility follows.
+func checkCardOnFrame(t *testing.T, a *App, pub, player context.Context, stream, action, name string) {
+	t.Helper()
+	fpub, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var push struct {
+		Seq uint64 `json:"seq"`
+	}
+	if code := api(t, "POST", a.BaseURL()+"/api/streams/"+stream+"/cards", testStaff, map[string]any{"action": action, "product_id": "bag"}, &push); code != 201 {
+		t.Fatalf("push card: %d", code)
+	}
+	// The push happened somewhere between these two reads.
+	fafter, err := browsertest.Eval[int](pub, 5*time.Second, `window.streamdPattern.frame`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := fmt.Sprintf(`window.streamdPlayer.reveals.some(r => r.seq === %d)`, push.Seq)
+	if err := browsertest.WaitFor(player, 10*time.Second, wait); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the probe records the same frame
+	revs, err := browsertest.Eval[[]reveal](player, 5*time.Second, fmt.Sprintf(`window.streamdPlayer.reveals.filter(r => r.seq === %d)`, push.Seq))
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("reveal of seq %d: %v %v", push.Seq, revs, err)
+	}
+	r := revs[0]
+	if r.RTPTS == nil || r.FrameRTP == nil {
+		t.Fatalf("card seq %d was not revealed on a stamped frame: %+v", push.Seq, r)
+	}
+	samples, err := browsertest.Eval[[]glassSample](player, 5*time.Second, `window.__glass.slice(-400)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, ok := frameOf(samples, *r.FrameRTP)
+	if !ok {
+		t.Fatalf("no decoded frame with rtp %d", *r.FrameRTP)
+	}
+	// The error counts frames viewers saw: a frame the player never
+	// displayed (dropped under load) is no frame the card could be on.
+	diff := 0
+	switch {
+	case int(shown) < fpub:
+		diff = -displayedBetween(samples, uint32(shown), uint32(fpub))
+	case int(shown) > fafter:
+		diff = displayedBetween(samples, uint32(fafter), uint32(shown))
+	}
+	shownMS := 0.0
+	if r.ShownMS != nil {
+		shownMS = *r.ShownMS
+	}
+	prevRTP := int64(-1)
+	for i, smp := range samples {
+		if smp.RTP != nil && *smp.RTP == *r.FrameRTP && i > 0 && samples[i-1].RTP != nil {
+			prevRTP = *samples[i-1].RTP
+		}
+	}
+	t.Logf("(previous displayed frame rtp %d)", prevRTP)
+	t.Logf("%s %s: pushed while the publisher drew frame %d..%d, revealed on frame %d (error %+d displayed frames; stamp %d, frame rtp %d, event arrived %.0f ms before that frame was shown)",
+		name, action, fpub, fafter, shown, diff, *r.RTPTS, *r.FrameRTP, shownMS-r.ArrivedMS)
+	if diff < -1 || diff > 1 {
+		t.Fatalf("card %s revealed on frame %d, pushed at frames %d..%d: off by %d displayed frames", action, shown, fpub, fafter, diff)
+	}
+	// Show → hide must toggle what is on screen.
+	visible, _ := browsertest.Eval[bool](player, 5*time.Second, `!document.querySelector('.card').hidden`)
+	if visible != (action == "show") {
+		t.Fatalf("after %s the card visible=%v", action, visible)
 	}
 }

@@ -7,6 +7,7 @@ import { connectOverlay, createFrameSync } from './overlay-client.js';
 import { createCardView } from './card.js';
 import { playHLS, webrtcFallback } from './hls-player.js';
 import { showNotice, clearNotice } from './notice.js';
+import { createQuality } from './quality.js';
 
 const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
 // A private stream's viewer link (/watch/{id}?t=…): the server also keeps it
@@ -18,6 +19,10 @@ const unmute = document.getElementById('unmute');
 
 const player = { streamId, video, pc: null, state: 'connecting', listeners: [], eventListeners: [] };
 window.streamdPlayer = player;
+// The quality menu (simulcast layers); a new picture size may be a new layer.
+const quality = createQuality(document.getElementById('quality'));
+player.quality = quality;
+video.addEventListener('resize', () => quality.refresh());
 
 const labels = { connecting: 'Connecting…', waiting: 'Waiting for the host…', live: '● LIVE', reconnecting: 'Reconnecting…', missing: 'No such stream', unsupported: "Can't play in this browser",
   private: 'Private stream — open it with the link you were sent', expired: 'This link has expired — ask for a new one' };
@@ -51,10 +56,11 @@ async function connect() {
     if (player.mode === 'hls') return;
     try {
       const session = await whepPlay(`${location.origin}/whep/${encodeURIComponent(streamId)}`, {
-        onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; }, token: linkToken,
+        onStream: (s) => { if (video.srcObject !== s) video.srcObject = s; }, token: linkToken, layer: quality.choice,
       });
       player.pc = session.pc;
       player.session = session;
+      quality.attach(session.location);
       clearNotice();
       backoff = 500;
       setState('waiting');
@@ -66,6 +72,7 @@ async function connect() {
           if (s === 'connected' && player.state === 'reconnecting') setState('waiting');
         });
       });
+      quality.detach();
       session.close();
       setState('reconnecting');
     } catch (e) {
@@ -122,6 +129,7 @@ function startHLS(why) {
   player.mode = 'hls';
   player.hlsReason = why;
   if (player.session) player.session.close();
+  quality.detach();
   video.srcObject = null;
   sync.setMaxWait(15000);
   playHLS(player, video, streamId, setState);

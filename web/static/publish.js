@@ -1,5 +1,6 @@
-// Browser publisher: camera or the test pattern, over WHIP.
-import { whipPublish } from './webrtc.js';
+// Browser publisher: camera or the test pattern, over WHIP, in one size or
+// three (simulcast).
+import { whipPublish, SIMULCAST_LAYERS } from './webrtc.js';
 import { createTestPattern } from './testpattern.js';
 import { connectOverlay } from './overlay-client.js';
 
@@ -7,20 +8,46 @@ const streamId = decodeURIComponent(location.pathname.split('/').filter(Boolean)
 const $ = (id) => document.getElementById(id);
 let session = null, pattern = null;
 
-// publish is also what tests call: streamdPublish({key, source, codec}).
-async function publish({ key, source = 'camera', codec = '' }) {
+// Test pattern sizes by source; the camera is asked for 1280×720.
+const PATTERN = { canvas: { width: 640, height: 360 }, 'canvas-720': { width: 1280, height: 720 } };
+// Simulcast is on by default from 720p up: below, the smallest layer is too
+// small to watch (and Chrome sends fewer layers anyway). The box follows
+// the source until the host sets it.
+const SIMULCAST_FROM = 720;
+let simulcastSet = false;
+$('simulcast').addEventListener('change', () => { simulcastSet = true; });
+$('source').addEventListener('change', () => {
+  if (!simulcastSet) $('simulcast').checked = (PATTERN[$('source').value] || { height: 720 }).height >= SIMULCAST_FROM;
+});
+
+function note(text, kind) {
+  $('note').textContent = text;
+  $('note').hidden = !text;
+  $('note').dataset.kind = kind || '';
+}
+
+// publish is also what tests call: streamdPublish({key, source, codec, simulcast}).
+// simulcast: true/false, or undefined for the default (on from 720p up).
+async function publish({ key, source = 'camera', codec = '', simulcast }) {
   let media;
-  if (source === 'canvas') {
-    pattern = createTestPattern();
+  if (PATTERN[source]) {
+    pattern = createTestPattern(PATTERN[source]);
     media = pattern.stream;
     window.streamdPattern = pattern.state;
   } else {
     media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
   }
+  const vt = media.getVideoTracks()[0];
+  const size = vt ? vt.getSettings() : {};
+  if (simulcast === undefined) simulcast = (size.height || 0) >= SIMULCAST_FROM;
+  $('simulcast').checked = simulcast;
   $('preview').srcObject = pattern ? null : media;
   if (pattern) { $('preview').replaceWith(pattern.canvas); pattern.canvas.id = 'preview'; }
-  session = await whipPublish(`${location.origin}/whip/${encodeURIComponent(streamId)}`, key, media, { codec });
+  session = await whipPublish(`${location.origin}/whip/${encodeURIComponent(streamId)}`, key, media, { codec, simulcast });
   window.streamdPublisher = session;
+  if (simulcast && session.layers < 2) note(`This browser would not send several sizes (${session.refused}): viewers all get one size.`, 'warn');
+  else if (simulcast && size.width) note('Sending ' + SIMULCAST_LAYERS.slice().reverse().map((l) => `${Math.round(size.width / l.scaleResolutionDownBy)}×${Math.round(size.height / l.scaleResolutionDownBy)}`).join(', ') + '.');
+  else note('');
   await new Promise((resolve, reject) => {
     const check = () => {
       const s = session.pc.connectionState;
@@ -92,7 +119,7 @@ $('form').addEventListener('submit', async (ev) => {
   $('go').disabled = true;
   $('status').textContent = 'Connecting…';
   try {
-    await publish({ key: $('key').value, source: $('source').value, codec: $('codec').value });
+    await publish({ key: $('key').value, source: $('source').value, codec: $('codec').value, simulcast: simulcastSet ? $('simulcast').checked : undefined });
     $('status').textContent = `Live on /watch/${streamId}`;
     $('status').dataset.state = 'live';
     $('stop').hidden = false;

@@ -2,13 +2,16 @@
 // it was drawn (ms since the epoch, low 32 bits) as rows of black/white
 // blocks, plus a check row. Decoding them from played video gives exact
 // glass-to-glass latency and frame identity; block size survives lossy
-// encoders at low bitrates.
-export const BLOCK = 20, BITS = 32, ROWS = 3;
+// encoders at low bitrates. The picture is laid out on a 640×360 grid and
+// scaled to the canvas, so a 1280×720 pattern (simulcast: its 1/4 layer is
+// 320×180) decodes with the same scale, video width / 640.
+export const BLOCK = 20, BITS = 32, ROWS = 3, GRID_W = 640, GRID_H = 360;
 
 export function createTestPattern({ width = 640, height = 360, fps = 30 } = {}) {
   const canvas = document.createElement('canvas');
   canvas.width = width; canvas.height = height;
   const ctx = canvas.getContext('2d');
+  ctx.scale(width / GRID_W, height / GRID_H);
   let frame = 0;
   const state = { frame: 0, drawnAt: 0 };
   function bits(y, v) {
@@ -22,10 +25,10 @@ export function createTestPattern({ width = 640, height = 360, fps = 30 } = {}) 
     const now = performance.timeOrigin + performance.now();
     const t = Math.floor(now) >>> 0;
     ctx.fillStyle = `hsl(${(frame * 3) % 360} 60% 35%)`;
-    ctx.fillRect(0, 0, width, height);
+    ctx.fillRect(0, 0, GRID_W, GRID_H);
     ctx.fillStyle = '#fff';
     ctx.font = 'bold 48px sans-serif';
-    ctx.fillText('streamd #' + frame, 40, height - 60);
+    ctx.fillText('streamd #' + frame, 40, GRID_H - 60);
     bits(0, frame); bits(BLOCK, t); bits(2 * BLOCK, (frame ^ t) >>> 0);
     state.frame = frame; state.drawnAt = now;
   }
@@ -36,7 +39,7 @@ export function createTestPattern({ width = 640, height = 360, fps = 30 } = {}) 
 }
 
 // decodeFrame reads the pattern from a drawn video frame (one readback of
-// the top rows); null if unreadable. scale = video width / pattern width.
+// the top rows); null if unreadable. scale = video width / 640 (GRID_W).
 export function decodeFrame(ctx, scaleX = 1, scaleY = 1) {
   const w = Math.ceil(BITS * BLOCK * scaleX), h = Math.ceil(ROWS * BLOCK * scaleY);
   const img = ctx.getImageData(0, 0, w, h);
