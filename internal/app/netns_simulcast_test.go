@@ -26,28 +26,12 @@ var slowLinkLayers = []rtctest.Layer{{RID: "l", Width: 320, Height: 180, Rate: "
 // bottleneck is lifted, the shaped viewer climbs to 1280x720 too; when it
 // comes back, the viewer is stepped down to the small layer within seconds.
 func TestSimulcastViewerOnSlowLink(t *testing.T) {
-	ffmpeg := testenv.FFmpeg(t)
 	link := testenv.NewShapedLink(t)
-	clips, err := rtctest.EncodeLayers(ffmpeg, t.TempDir(), slowLinkLayers, 4, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := startLinkedApp(t, link)
-	defer logMetrics(t, a, "streamd_sfu_dropped", "streamd_sfu_nack", "streamd_sfu_pli", "streamd_sfu_layer", "streamd_sfu_padding", "streamd_viewer_bandwidth", "streamd_webrtc_batch")
-	key := createStream(t, a, "slow")
+	defer logMetrics(t, a, "streamd_sfu_layer", "streamd_sfu_padding", "streamd_sfu_nack", "streamd_viewer_bandwidth_estimate_bits_count")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	api, err := rtctest.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.PublishSimulcast(ctx, api, a.BaseURL()+"/whip/slow", key, slowLinkLayers, clips)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); pub.Run(ctx, 3*time.Minute) }()
-	t.Cleanup(func() { cancel(); <-done; pub.Close() })
+	publishSimulcast(t, ctx, a, "slow", slowLinkLayers, 4, 60)
 
 	// A phone on weak 4G: 700 kbit/s behind a 300 ms buffer.
 	link.ShapeBuffer("700kbit", 300*time.Millisecond)

@@ -44,27 +44,36 @@ var simulcastLayers = []rtctest.Layer{{RID: "l", Width: 160, Height: 96, Rate: "
 // sending the three layers (in the background, until the test ends).
 func startSimulcast(t *testing.T) (*App, *rtctest.SimulcastPublisher, context.Context) {
 	t.Helper()
+	a := startApp(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return a, publishSimulcast(t, ctx, a, "sim", simulcastLayers, 2, 30), ctx
+}
+
+// publishSimulcast creates stream on a and publishes layers to it (clips of
+// seconds, a keyframe every gop frames) from a pion simulcast publisher,
+// looping until ctx ends or the test does.
+func publishSimulcast(t *testing.T, ctx context.Context, a *App, stream string, layers []rtctest.Layer, seconds, gop int) *rtctest.SimulcastPublisher {
+	t.Helper()
 	ffmpeg := testenv.FFmpeg(t)
-	clips, err := rtctest.EncodeLayers(ffmpeg, t.TempDir(), simulcastLayers, 2, 30)
+	clips, err := rtctest.EncodeLayers(ffmpeg, t.TempDir(), layers, seconds, gop)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startApp(t, nil)
-	key := createStream(t, a, "sim")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
+	key := createStream(t, a, stream)
 	api, err := rtctest.NewAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := rtctest.PublishSimulcast(ctx, api, a.BaseURL()+"/whip/sim", key, simulcastLayers, clips)
+	pub, err := rtctest.PublishSimulcast(ctx, api, a.BaseURL()+"/whip/"+stream, key, layers, clips)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); pub.Run(ctx, 90*time.Second) }()
+	go func() { defer close(done); pub.Run(ctx, time.Hour) }()
 	t.Cleanup(func() { cancel(); <-done; pub.Close() })
-	return a, pub, ctx
+	return pub
 }
 
 // subscribeLayer joins a pion viewer with ?layer=q.
