@@ -37,6 +37,10 @@ type forwarder struct {
 	snap atomic.Pointer[layerSnap]
 	// retarget is set when a viewer's wanted layer changed.
 	retarget atomic.Bool
+	// stamp says whether packets carry the transport-wide CC extension
+	// for viewers' bandwidth estimates: while the stream's video has more
+	// than one layer (shared by its audio and video forwarders).
+	stamp *atomic.Bool
 
 	// wmu serialises everything below: the sources' writes, source
 	// switches and NACK retransmissions.
@@ -253,7 +257,13 @@ func (f *forwarder) writeLayer(slot int, gen uint64, pkt *rtp.Packet, arrival ti
 	p.slot, p.seq, p.ts, p.marker, p.payload = slot, outSeq, outTS, pkt.Marker, payload
 	p.frameStart, p.arrival = frameStart, arrival
 	p.sample = f.nPackets%delaySampleEvery == 0
-	if p.sample || p.now.IsZero() || f.nPackets%4 == 0 {
+	switch {
+	case f.stamp == nil || !f.stamp.Load():
+		// One layer: no choice to make, so no bandwidth estimate either
+		// (zero time: packets go without the transport-wide CC extension,
+		// and viewers send no feedback to parse).
+		p.now = time.Time{}
+	case p.now.IsZero() || f.nPackets%4 == 0:
 		// The send time stamped for bandwidth estimation: one clock read
 		// per few packets is close enough (they leave within a ms).
 		p.now = time.Now()

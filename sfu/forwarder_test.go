@@ -216,18 +216,34 @@ func TestKeyframeDetection(t *testing.T) {
 	}
 }
 
-// The fan-out allocates nothing per packet, alone or spread over workers.
+// The fan-out allocates nothing per packet, alone or spread over workers,
+// with or without the transport-wide CC extension and its send record.
 func TestFanoutAllocatesNothing(t *testing.T) {
 	for _, workers := range []int{1, 3} {
-		t.Run(itoa(workers), func(t *testing.T) { fanoutAllocs(t, workers) })
+		t.Run(itoa(workers), func(t *testing.T) { fanoutAllocs(t, workers, false) })
+		t.Run(itoa(workers)+"-twcc", func(t *testing.T) { fanoutAllocs(t, workers, true) })
 	}
 }
 
-func fanoutAllocs(t *testing.T, workers int) {
+// countSent is a SentRecorder that counts.
+type countSent struct{ n atomic.Int64 }
+
+func (c *countSent) Sent(uint16, int, time.Time) { c.n.Add(1) }
+
+func fanoutAllocs(t *testing.T, workers int, twcc bool) {
 	f, _ := testForwarderWorkers(t, workers)
+	f.stamp = &atomic.Bool{}
+	f.stamp.Store(twcc)
 	gen := f.attach(h264)
+	rec := &countSent{}
 	for i := 0; i < 50; i++ {
-		viewer(f, &sinkWriter{})
+		d := viewer(f, &sinkWriter{})
+		if twcc {
+			tcc := &transportCC{}
+			var r SentRecorder = rec
+			tcc.sent.Store(&r)
+			d.tcc, d.tccID = tcc, 3
+		}
 	}
 	now := time.Now()
 	f.write(gen, pkt(0, 0, idr, true), now)
@@ -243,6 +259,9 @@ func fanoutAllocs(t *testing.T, workers int) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per forwarded packet", allocs)
+	}
+	if twcc && rec.n.Load() < 50*1000 {
+		t.Fatalf("%d packets recorded for the estimate, want every one", rec.n.Load())
 	}
 }
 

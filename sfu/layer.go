@@ -268,6 +268,9 @@ func (f *forwarder) endWindow(now time.Time) {
 		snap.bps[i] = f.layers[s].bps
 	}
 	f.snap.Store(snap)
+	if f.stamp != nil {
+		f.stamp.Store(len(slots) > 1)
+	}
 	if len(slots) > 0 {
 		best := slots[len(slots)-1]
 		if f.ref < 0 || !f.layers[f.ref].live(now) ||

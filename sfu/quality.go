@@ -176,7 +176,7 @@ func (f *forwarder) pad(d *downTrack, n int) int {
 	if d.layer < 0 || d.needKeyframe || !d.ptOK || !d.haveSeq {
 		return 0
 	}
-	now := time.Now()
+	now := time.Now() // stamped: a probe is measured by the estimate
 	sent := 0
 	d.pushRange(d.lastSeq+1, 0, -1)
 	f.fan.begin()

@@ -33,12 +33,15 @@ type Stream struct {
 	layerKeyframe [maxLayers]atomic.Pointer[func()]
 	sinkSSRC      [2]uint32 // [audio, video]: the SSRCs sinks see
 	sinks         atomic.Int32
+	// simulcast: the video has more than one layer now.
+	simulcast atomic.Bool
 }
 
 func newStream(id string, s *SFU) *Stream {
 	st := &Stream{id: id, s: s}
 	st.video = newForwarder(true, &s.Tuning, s.m, s.fan, st.requestKeyframe)
 	st.audio = newForwarder(false, &s.Tuning, s.m, s.fan, func(int) {})
+	st.video.stamp, st.audio.stamp = &st.simulcast, &st.simulcast
 	st.sinkSSRC = [2]uint32{rand.Uint32(), rand.Uint32()}
 	return st
 }
