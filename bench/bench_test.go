@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 
 	"github.com/streamd/streamd/internal/testenv"
 )
@@ -136,6 +140,45 @@ func TestFanoutSmoke(t *testing.T) {
 		want(t, r, "server_rss_MB", positive, "> 0 (from /proc)")
 		if got := r.Str("joined"); got != "2/2" && got != "1/1" {
 			t.Errorf("joined %s: every new subscriber must get a keyframe", got)
+		}
+	}
+}
+
+// With -simulcast: a row for all viewers, then one per layer asked for;
+// each layer's viewers got that layer (SEI tag and SPS width), whole.
+func TestFanoutSimulcastSmoke(t *testing.T) {
+	testenv.FFmpeg(t)
+	o := tinyOptions(t, "fanout-simulcast")
+	o.Subscribers, o.Duration = []int{3, 6}, 2*time.Second
+	rows := run(t, o)
+	if len(rows) != 8 {
+		t.Fatalf("%d rows, want 4 per step", len(rows))
+	}
+	for _, f := range []string{"fanout-simulcast.svg", "fanout-simulcast-cpu.svg", "fanout-simulcast-loss.svg"} {
+		if _, err := os.Stat(filepath.Join(o.Out, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range rows {
+		k := r.Get("viewers")
+		if r.Str("layer") == "all" {
+			wantFanout(t, r, 30, "≥ 30 per subscriber in 2 s")
+		} else {
+			want(t, r, "frame_loss_pct", zero, "0 (no frame lost)")
+			want(t, r, "frames", func(v float64) bool { return v >= k*30 }, "≥ 30 per subscriber in 2 s")
+			want(t, r, "delay_p50_ms", positive, "> 0")
+			want(t, r, "join_p50_ms", positive, "> 0")
+		}
+		want(t, r, "srv_layer_viewers", func(v float64) bool { return v == k }, "the viewers of the row (from /metrics)")
+		if got, w := r.Str("on_layer"), fmt.Sprintf("%v/%v", k, k); got != w {
+			t.Errorf("%s: on_layer %s, want %s", r.Str("layer"), got, w)
+		}
+		if r.Str("layer") == "all" {
+			want(t, r, "server_rss_MB", positive, "> 0 (from /proc)")
+			continue
+		}
+		if got, w := r.Str("got_px"), fmt.Sprintf("%s (%v)", r.Str("layer_px"), k); got != w {
+			t.Errorf("%s: got_px %q, want %q", r.Str("layer"), got, w)
 		}
 	}
 }
@@ -285,7 +328,7 @@ func TestPercentileAndReport(t *testing.T) {
 // The subscriber counts a frame only when every packet from its SEI to its
 // marker arrived, so a lost packet shows up as a lost frame.
 func TestSubscriberDetectsLoss(t *testing.T) {
-	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1}
+	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1, widths: map[int]bool{}}
 	now := time.Now().UnixNano()
 	seq := uint16(65530) // across the wrap
 	send := func(ts uint32, payload []byte, marker, drop bool) {
@@ -302,17 +345,86 @@ func TestSubscriberDetectsLoss(t *testing.T) {
 		send(ts, slice, false, c == 2) // frame 2 loses a packet
 		send(ts, slice, true, false)
 	}
-	recs, gaps, packets := s.window(0, 3)
-	if len(recs) != 3 || gaps != 1 || packets != 11 {
-		t.Fatalf("got %d frames, %d gaps, %d packets; want 3, 1, 11", len(recs), gaps, packets)
+	w := s.window([]span{{0, 3}})
+	if w.got != 3 || w.expected != 4 || w.gaps != 1 || w.packets != 11 {
+		t.Fatalf("got %d of %d frames, %d gaps, %d packets; want 3 of 4, 1, 11", w.got, w.expected, w.gaps, w.packets)
 	}
-	for _, r := range recs {
+	for _, r := range s.recs {
 		if r.counter == 2 {
 			t.Fatal("frame 2 lost a packet but was counted")
 		}
-		if r.delayUs != 1000 {
-			t.Fatalf("delay %d µs, want 1000", r.delayUs)
+	}
+	for _, d := range w.delays {
+		if d != 1 {
+			t.Fatalf("delay %v ms, want 1", d)
 		}
+	}
+}
+
+// The simulcast publisher's interceptor puts a SEI packet before the first
+// slice packet of each frame (after a keyframe's SPS/PPS packet), tagged
+// with the layer of the packet's rid, and renumbers the rest so that the
+// stream stays gapless; a viewer then scores its window against the layer
+// it got, and says which widths its SPSs carried.
+func TestSimulcastStamper(t *testing.T) {
+	layers, err := simulcastLayers(1280, 720, "2.5M")
+	if err != nil || layers[0].Width != 320 || layers[0].Height != 180 || layers[0].Rate != "200k" || layers[1].Rate != "900k" || layers[2].Rate != "2500k" {
+		t.Fatalf("layers %v %v", layers, err)
+	}
+	st := newSEIStamper(layers)
+	var sent []rtp.Packet
+	w := st.BindLocalStream(&interceptor.StreamInfo{MimeType: "video/H264",
+		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.SDESRTPStreamIDURI, ID: 3}}},
+		interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+			sent = append(sent, rtp.Packet{Header: *h, Payload: slices.Clone(p)})
+			return len(p), nil
+		}))
+	// 640x360 SPS (as x264 writes it), PPS, IDR in two FU-A fragments; then a P frame.
+	sps := []byte{0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48}
+	stap := append([]byte{0x78, 0, byte(len(sps))}, sps...)
+	stap = append(stap, 0, 4, 0x68, 0xce, 0x3c, 0x80)
+	seq := uint16(65534)
+	write := func(ts uint32, p []byte, marker bool) {
+		h := rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}
+		_ = h.SetExtension(3, []byte("m"))
+		seq++
+		if _, err := w.Write(&h, p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, stap, false)
+	write(0, []byte{0x7c, 0x85, 1}, false)
+	write(0, []byte{0x7c, 0x45, 2}, true)
+	write(3000, []byte{0x41, 0x9a}, true)
+	if len(sent) != 6 {
+		t.Fatalf("%d packets sent, want 6 (4 + 2 SEI)", len(sent))
+	}
+	for i, p := range sent {
+		if p.SequenceNumber != uint16(65534+i) {
+			t.Fatalf("packet %d has sequence number %d: not renumbered without gaps", i, p.SequenceNumber)
+		}
+		if string(p.GetExtension(3)) != "m" {
+			t.Fatalf("packet %d lost its rid", i)
+		}
+	}
+	for _, i := range []int{1, 4} {
+		c, _, ok := parseSEI(sent[i].Payload)
+		if !ok || layerOf(c) != 1 || frameNo(c) != uint64(i/4) || sent[i].Marker {
+			t.Fatalf("packet %d: %x is not the medium layer's SEI for frame %d", i, sent[i].Payload, i/4)
+		}
+	}
+	// A viewer that asked for high (2) but got medium frames: scored on
+	// medium's window, not on layer, and its SPS said 640.
+	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1, want: 2, widths: map[int]bool{}}
+	for _, p := range sent {
+		s.onVideo(&p.Header, p.Payload, time.Now().UnixNano())
+	}
+	win := s.window([]span{{0, 9}, {0, 1}, {0, 9}})
+	if win.got != 2 || win.expected != 2 || win.onLayer(2) || !win.onLayer(1) || win.widthsText() != "640" {
+		t.Fatalf("window: got %d of %d, layers %v, widths %q", win.got, win.expected, win.layers, win.widthsText())
+	}
+	if u := layerURL("http://h/whep/s?x=1", "low"); u != "http://h/whep/s?layer=low&x=1" {
+		t.Fatalf("layer URL %s", u)
 	}
 }
 

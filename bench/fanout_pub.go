@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,11 +36,46 @@ func (w whipSink) writeAudio(frame []byte, dur time.Duration) error {
 
 func (w whipSink) state() string { return w.pub.PC.ConnectionState().String() }
 
+// fanoutSource is what a fanout step needs of its publisher:
+// fanoutPublisher (one layer) or simulcastPub.
+type fanoutSource interface {
+	next() []uint64     // per layer, the number of its next frame
+	plis(layer int) int // keyframe requests the publisher got for a layer (-1: not counted)
+	lateFrames() int64  // frames sent more than a frame late, since the last call
+	writeErrs() int64   // send errors since the last call (-1: not counted)
+	state() string
+	close() // stop sending, then disconnect
+}
+
 type fanoutPublisher struct {
 	sink      fanoutSink
+	closeSink func()
 	counter   atomic.Uint64 // next frame number
-	writeErrs atomic.Int64
+	errs      atomic.Int64
 	late      atomic.Int64 // frames sent more than one frame time late
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// startFanoutPublisher sends aus through sink (run) until close.
+func startFanoutPublisher(ctx context.Context, sink fanoutSink, closeSink func(), aus [][]byte) *fanoutPublisher {
+	pctx, stop := context.WithCancel(ctx)
+	p := &fanoutPublisher{sink: sink, closeSink: closeSink, stop: stop}
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.run(pctx, aus, 30) }()
+	return p
+}
+
+func (p *fanoutPublisher) next() []uint64    { return []uint64{p.counter.Load()} }
+func (p *fanoutPublisher) plis(int) int      { return -1 }
+func (p *fanoutPublisher) lateFrames() int64 { return p.late.Swap(0) }
+func (p *fanoutPublisher) writeErrs() int64  { return p.errs.Swap(0) }
+func (p *fanoutPublisher) state() string     { return p.sink.state() }
+
+func (p *fanoutPublisher) close() {
+	p.stop()
+	p.wg.Wait()
+	p.closeSink()
 }
 
 // run sends the clip in a loop at fps (with Opus every 20 ms) until ctx ends.
@@ -71,7 +107,7 @@ func (p *fanoutPublisher) run(ctx context.Context, aus [][]byte, fps int) {
 		}
 		au := withSEI(aus[i%len(aus)], seiNAL(c, now.UnixNano()))
 		if err := p.sink.writeVideo(au, dur); err != nil {
-			p.writeErrs.Add(1)
+			p.errs.Add(1)
 		}
 		p.counter.Add(1)
 	}

@@ -4,12 +4,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -26,15 +31,25 @@ type frameAcc struct {
 }
 
 type frameRec struct {
-	counter uint64
+	counter uint64 // the SEI's: the publisher's layer in the top byte, the frame number below
 	delayUs int32
 }
+
+// layerOf and frameNo split a SEI frame counter: a simulcast publisher
+// numbers each layer's frames apart and tags them with the layer (its index,
+// smallest first); a single-layer publisher's frames are all layer 0.
+func layerOf(counter uint64) int    { return int(counter >> 56) }
+func frameNo(counter uint64) uint64 { return counter & (1<<56 - 1) }
+
+// span is one layer's measuring window: the frame numbers from..to.
+type span struct{ from, to uint64 }
 
 // fanoutSub is a WHEP viewer that measures per frame without decoding.
 type fanoutSub struct {
 	pc       *webrtc.PeerConnection
 	session  string
 	postedNs int64
+	want     int // the layer asked for (index into the publisher's layers; 0 for a single layer)
 
 	mu      sync.Mutex
 	frames  map[uint32]*frameAcc
@@ -44,11 +59,15 @@ type fanoutSub struct {
 	gaps    int // packets missing when seen (before any retransmission)
 	packets int
 	lastGC  int64
-	failed  atomic.Bool // the peer connection failed after connecting
+	gapsAt  int          // gaps at the window's start (mark)
+	lastSPS []byte       // the last SPS parsed
+	width   int          // its picture width (0: unparsable)
+	widths  map[int]bool // picture widths of the SPSs seen since mark
+	failed  atomic.Bool  // the peer connection failed after connecting
 }
 
-func newFanoutSub(ctx context.Context, api *webrtc.API, endpoint string) (*fanoutSub, error) {
-	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1}
+func newFanoutSub(ctx context.Context, api *webrtc.API, endpoint string, want int) (*fanoutSub, error) {
+	s := &fanoutSub{frames: map[uint32]*frameAcc{}, lastSeq: -1, want: want, widths: map[int]bool{}}
 	pc, err := rtctest.NewViewer(api, s.read)
 	if err != nil {
 		return nil, err
@@ -122,8 +141,11 @@ func (s *fanoutSub) onVideo(h *rtp.Header, payload []byte, now int64) {
 	fa.count++
 	inspect := func(nal []byte) {
 		switch nal[0] & 0x1f {
-		case 5, 7:
+		case 5:
 			fa.key = true
+		case 7:
+			fa.key = true
+			s.sawSPS(nal)
 		case 6:
 			if c, t, ok := parseSEI(nal); ok {
 				fa.counter, fa.sendNs, fa.s0 = int64(c), t, seq
@@ -168,35 +190,91 @@ func (s *fanoutSub) onVideo(h *rtp.Header, payload []byte, now int64) {
 	}
 }
 
-// window returns the frames with counter in [c0, c1] and resets nothing.
-func (s *fanoutSub) window(c0, c1 uint64) (recs []frameRec, gaps, packets int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.recs {
-		if r.counter >= c0 && r.counter <= c1 {
-			recs = append(recs, r)
+// sawSPS notes the picture width of an SPS (parsed when it changes).
+func (s *fanoutSub) sawSPS(nal []byte) {
+	if !bytes.Equal(nal, s.lastSPS) {
+		s.lastSPS = append(s.lastSPS[:0], nal...)
+		s.width = 0
+		var sps h264.SPS
+		if sps.Unmarshal(nal) == nil {
+			s.width = sps.Width()
 		}
 	}
-	return recs, s.gaps, s.packets
+	s.widths[s.width] = true
 }
 
-// trim drops frame records before c0 (keeps memory flat across steps).
-func (s *fanoutSub) trim(c0 uint64) {
+// subWindow is what one viewer got of a measuring window.
+type subWindow struct {
+	delays        []float64   // ms, one per distinct frame
+	got, expected int         // distinct frames; frames of the window of the layer it got most of
+	layers        map[int]int // frames per publisher layer (from the SEI tag)
+	widths        []int       // picture widths of the SPSs seen since mark
+	gaps, packets int         // sequence gaps since mark; packets in all
+	joinNs        int64       // join time (POST → first complete keyframe) before the window; 0: none
+}
+
+// onLayer: every frame of the window came from the layer asked for.
+func (w subWindow) onLayer(want int) bool { return w.got > 0 && w.layers[want] == w.got }
+
+// window gathers the frames of ws (one span per publisher layer). A viewer
+// is expected to get every frame of one layer's window: the layer it got
+// most frames of (the one it asked for when it got none).
+func (s *fanoutSub) window(ws []span) subWindow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := subWindow{layers: map[int]int{}, gaps: s.gaps - s.gapsAt, packets: s.packets}
+	seen := map[uint64]bool{}
+	for _, r := range s.recs {
+		l, f := layerOf(r.counter), frameNo(r.counter)
+		if l >= len(ws) || f < ws[l].from || f > ws[l].to || seen[r.counter] {
+			continue
+		}
+		seen[r.counter] = true
+		w.layers[l]++
+		w.delays = append(w.delays, float64(r.delayUs)/1000)
+	}
+	top := min(s.want, len(ws)-1)
+	for l, n := range w.layers {
+		if n > w.layers[top] {
+			top = l
+		}
+	}
+	w.expected = int(ws[top].to - ws[top].from + 1)
+	w.got = min(len(seen), w.expected)
+	for px := range s.widths {
+		w.widths = append(w.widths, px)
+	}
+	slices.Sort(w.widths)
+	return w
+}
+
+// widthsText names the picture widths a viewer saw ("320", "320/1280";
+// "none" without an SPS).
+func (w subWindow) widthsText() string {
+	if len(w.widths) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(w.widths))
+	for i, px := range w.widths {
+		parts[i] = strconv.Itoa(px)
+	}
+	return strings.Join(parts, "/")
+}
+
+// mark starts a window: drops frame records before it (keeps memory flat
+// across steps) and restarts the gap count and the SPS widths seen.
+func (s *fanoutSub) mark(ws []span) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kept := s.recs[:0]
 	for _, r := range s.recs {
-		if r.counter >= c0 {
+		if l := layerOf(r.counter); l < len(ws) && frameNo(r.counter) >= ws[l].from {
 			kept = append(kept, r)
 		}
 	}
 	s.recs = kept
-}
-
-func (s *fanoutSub) gapCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gaps
+	s.gapsAt = s.gaps
+	clear(s.widths)
 }
 
 // joinTime is POST → first complete keyframe in ns, 0 until then.

@@ -94,7 +94,7 @@ func main() {
 	o := defaultOptions()
 	var scen, subs, viewers, codecs string
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	fs.StringVar(&scen, "scenario", strings.Join(o.Scenarios, ","), "scenarios to run: fanout,overlay,checkout,glass,chat")
+	fs.StringVar(&scen, "scenario", strings.Join(o.Scenarios, ","), "scenarios to run: fanout,overlay,checkout,glass,chat,fanout-simulcast")
 	fs.StringVar(&o.Out, "out", "", "results folder (default bench-results/<timestamp>)")
 	fs.StringVar(&o.Cache, "cache", "bench-results/cache", "cache folder for the encoded clip")
 	fs.StringVar(&o.Streamd, "streamd", "", "streamd binary to start (default: go build ./cmd/streamd)")
@@ -114,6 +114,7 @@ func main() {
 	fs.StringVar(&o.Bitrate, "bitrate", o.Bitrate, "fanout: video bitrate (ffmpeg -b:v)")
 	fs.StringVar(&o.Ingest, "ingest", o.Ingest, "fanout: ingest protocol: whip, or rtsp (ANNOUNCE/RECORD over TCP)")
 	fs.StringVar(&o.RTSP, "rtsp", "", "fanout -ingest rtsp against another server: its RTSP publish URL (rtsp://user:key@host:port/stream)")
+	simulcast := fs.Bool("simulcast", false, "fanout: the publisher sends three simulcast layers (320x180, 640x360, 1280x720) and viewer i joins with ?layer= low, medium, high by i%3 (scenario fanout-simulcast)")
 	fs.BoolVar(&o.SubNACK, "sub-nack", o.SubNACK, "fanout: subscribers ask for retransmissions (false: no NACK generator)")
 	fs.StringVar(&viewers, "m", joinInts(o.Viewers), "overlay: WebSocket viewer counts, ramped")
 	fs.DurationVar(&o.OverlayDuration, "overlay-duration", o.OverlayDuration, "overlay: card pushes per step last this long")
@@ -142,6 +143,13 @@ func main() {
 		return
 	}
 	o.Scenarios = splitList(scen)
+	if *simulcast {
+		for i, sc := range o.Scenarios {
+			if sc == "fanout" {
+				o.Scenarios[i] = "fanout-simulcast"
+			}
+		}
+	}
 	o.Compare = splitList(*compare)
 	o.Codecs = splitList(codecs)
 	var err error
@@ -183,7 +191,9 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		e.Progress.Set("%s: starting", s)
 		switch s {
 		case "fanout":
-			rows, err = runFanoutCompare(ctx, e)
+			rows, err = runFanoutCompare(ctx, e, false)
+		case "fanout-simulcast":
+			rows, err = runFanoutCompare(ctx, e, true)
 		case "overlay":
 			rows, err = runOverlay(ctx, e)
 		case "checkout":

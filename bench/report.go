@@ -150,19 +150,27 @@ func writeResults(dir string, rows []Row) error {
 	}
 	// One chart per unit, so delay, CPU and loss never share an axis; one
 	// line per server when rows of several servers are in the run.
+	// fanout-simulcast has a row for all viewers (the server's figures)
+	// and one per layer (the viewers'): each chart takes one kind.
+	allRow := func(r Row) bool { return r.Str("layer") == "all" }
+	layerRow := func(r Row) bool { return !allRow(r) }
 	charts := []struct {
 		scenario, x, file, title string
 		series                   []string
+		keep                     func(Row) bool // nil: every row
 	}{
-		{"fanout", "N", "fanout.svg", "fanout: delay and join time (ms)", []string{"delay_p50_ms", "delay_p99_ms", "join_p50_ms"}},
-		{"fanout", "N", "fanout-cpu.svg", "fanout: server CPU ms per subscriber-second", []string{"server_cpu_ms_per_sub_s"}},
-		{"fanout", "N", "fanout-loss.svg", "fanout: frame loss (%)", []string{"frame_loss_pct"}},
-		{"overlay", "M", "overlay.svg", "overlay: push latency (ms)", []string{"push_p50_ms", "push_p99_ms", "push_max_ms"}},
+		{"fanout", "N", "fanout.svg", "fanout: delay and join time (ms)", []string{"delay_p50_ms", "delay_p99_ms", "join_p50_ms"}, nil},
+		{"fanout", "N", "fanout-cpu.svg", "fanout: server CPU ms per subscriber-second", []string{"server_cpu_ms_per_sub_s"}, nil},
+		{"fanout", "N", "fanout-loss.svg", "fanout: frame loss (%)", []string{"frame_loss_pct"}, nil},
+		{"fanout-simulcast", "N", "fanout-simulcast.svg", "fanout -simulcast: delay p99 per layer asked for (ms)", []string{"delay_p99_ms"}, layerRow},
+		{"fanout-simulcast", "N", "fanout-simulcast-cpu.svg", "fanout -simulcast: server CPU ms per subscriber-second", []string{"server_cpu_ms_per_sub_s"}, allRow},
+		{"fanout-simulcast", "N", "fanout-simulcast-loss.svg", "fanout -simulcast: frame loss per layer asked for (%)", []string{"frame_loss_pct"}, layerRow},
+		{"overlay", "M", "overlay.svg", "overlay: push latency (ms)", []string{"push_p50_ms", "push_p99_ms", "push_max_ms"}, nil},
 	}
 	for _, c := range charts {
 		var sel []Row
 		for _, r := range rows {
-			if r.Scenario == c.scenario {
+			if r.Scenario == c.scenario && (c.keep == nil || c.keep(r)) {
 				sel = append(sel, r)
 			}
 		}
@@ -187,25 +195,27 @@ type line struct {
 }
 
 // chartSeries makes one line per column, and per server when the rows
-// come from several servers (the "server" column).
+// come from several servers (the "server" column) and per layer when they
+// are of several simulcast layers (the "layer" column).
 func chartSeries(rows []Row, x string, cols []string) []line {
-	var servers []string
+	key := func(r Row) string { return strings.TrimSpace(r.Str("server") + " " + r.Str("layer")) }
+	var keys []string
 	seen := map[string]bool{}
 	for _, r := range rows {
-		if s := r.Str("server"); !seen[s] {
-			seen[s] = true
-			servers = append(servers, s)
+		if k := key(r); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
 	}
 	var out []line
-	for _, srv := range servers {
+	for _, k := range keys {
 		for _, c := range cols {
 			l := line{name: c}
-			if len(servers) > 1 {
-				l.name = srv + ": " + c
+			if len(keys) > 1 {
+				l.name = k + ": " + c
 			}
 			for _, r := range rows {
-				if r.Str("server") != srv {
+				if key(r) != k {
 					continue
 				}
 				v := r.Get(c)
