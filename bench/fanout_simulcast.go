@@ -165,16 +165,11 @@ func publishSimulcast(ctx context.Context, ffmpeg, cache, whip, token string, la
 		return nil, err
 	}
 	st := newSEIStamper(layers)
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	// The stamper last, so it is outermost: a chain wraps each writer in turn.
+	api, err := rtctest.NewAPIWith(rtctest.Loopback(), st)
+	if err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
-	}
-	ir.Add(st) // last, so it is outermost: a chain wraps each writer in turn
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(rtctest.Loopback()))
 	pub, err := rtctest.PublishSimulcast(ctx, api, whip, token, layers, clips)
 	if err != nil {
 		return nil, err

@@ -10,8 +10,9 @@ import (
 )
 
 // NewAPIWith is NewAPI (pion's default codecs and interceptors) on the
-// given setting engine, e.g. Loopback() restricted to TCP.
-func NewAPIWith(se webrtc.SettingEngine) (*webrtc.API, error) {
+// given setting engine, e.g. Loopback() restricted to TCP; extra
+// interceptors are added after the defaults (outermost on writes).
+func NewAPIWith(se webrtc.SettingEngine, extra ...interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -19,6 +20,9 @@ func NewAPIWith(se webrtc.SettingEngine) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, err
+	}
+	for _, f := range extra {
+		ir.Add(f)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
