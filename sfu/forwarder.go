@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type forwarder struct {
 
 	subs  *subscriberSet
 	clock mediaClock
+	log   *slog.Logger // layer events, at debug level
 	// snap is the live layers ranked by bitrate (read without the lock).
 	snap atomic.Pointer[layerSnap]
 	// retarget is set when a viewer's wanted layer changed.
@@ -65,7 +67,7 @@ type forwarder struct {
 }
 
 func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func(slot int)) *forwarder {
-	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet(), ref: -1}
+	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet(), ref: -1, log: slog.New(slog.DiscardHandler)}
 	f.pass.f = f
 	if video {
 		f.kindIdx = 1

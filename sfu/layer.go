@@ -148,12 +148,14 @@ func (f *forwarder) alignTS(l *layerIn, pktTS uint32, arrival time.Time) uint32 
 			rIn := r.srRTP + uint32(int64(capWall.Sub(r.srWall).Seconds()*rate))
 			out = rIn + r.tl.offset()
 		}
+		snapped := int32(0)
 		if step := r.frameStep(); step > 0 {
 			if ts, d, ok := r.nearestFrame(out); ok && abs32(d) < int32(step/3) {
-				out = ts
+				out, snapped = ts, d
 			}
 		}
 		l.refineUntil = arrival.Add(refineFor)
+		f.log.Debug("layer spliced in", "slot", l.slot, "aligned_to", r.slot, "sender_reports", !l.srWall.IsZero() && !r.srWall.IsZero(), "snapped", snapped)
 		return out
 	}
 	if f.haveTS {
@@ -198,6 +200,7 @@ func (f *forwarder) refine(l *layerIn, now time.Time) {
 	// layer's frame often arrives before the reference's same frame.
 	for i := range min(l.nFrames, len(l.frames)) {
 		if _, d, ok := r.nearestFrame(l.frames[i]); ok && abs32(d) < int32(step/3) {
+			f.log.Debug("layer refined", "slot", l.slot, "ref", r.slot, "moved", d)
 			if d != 0 {
 				l.tl.tsOffset += uint32(d)
 				for j := range l.frames {
@@ -235,7 +238,9 @@ func (f *forwarder) checkAlignment(now time.Time) {
 		rate := float64(r.codec.ClockRate)
 		rIn := r.srRTP + uint32(int64(l.srWall.Sub(r.srWall).Seconds()*rate))
 		off := rIn + r.tl.offset() - l.srRTP
-		if d := int32(off - l.tl.offset()); abs32(d) >= int32(step/3) {
+		d := int32(off - l.tl.offset())
+		f.log.Debug("layer alignment by sender reports", "slot", l.slot, "ref", r.slot, "off_by", d)
+		if abs32(d) >= int32(step/3) {
 			l.tl.tsOffset = off
 			for j := range l.frames {
 				l.frames[j] += uint32(d)
@@ -286,6 +291,7 @@ func (f *forwarder) setRef(slot int) {
 	if f.ref == slot {
 		return
 	}
+	f.log.Debug("reference layer", "slot", slot, "was", f.ref)
 	f.ref = slot
 	l := f.layers[slot]
 	f.clock.newSource(l.codec.ClockRate)

@@ -42,6 +42,7 @@ func newStream(id string, s *SFU) *Stream {
 	st.video = newForwarder(true, &s.Tuning, s.m, s.fan, st.requestKeyframe)
 	st.audio = newForwarder(false, &s.Tuning, s.m, s.fan, func(int) {})
 	st.video.stamp, st.audio.stamp = &st.simulcast, &st.simulcast
+	st.video.log = s.Logger.With("stream", id)
 	st.sinkSSRC = [2]uint32{rand.Uint32(), rand.Uint32()}
 	return st
 }

@@ -205,8 +205,14 @@ export function connectOverlay(stream, handlers = {}, options = {}) {
 
 // reached reports whether RTP timestamp frameTs is at or past cardTs (32-bit
 // wraparound aware).
+// A frame up to rtpSlack ticks (5 ms at 90 kHz) before the stamp counts:
+// with simulcast the stamp is on the reference layer's frames, and another
+// layer's encoder may time the same captured frame a millisecond apart.
+// Under half a frame even at 100 fps, so it never reveals a frame early.
+export const rtpSlack = 450;
+
 export function rtpReached(frameTs, cardTs) {
-  return ((frameTs - cardTs) >>> 0) < 0x80000000;
+  return ((frameTs + rtpSlack - cardTs) >>> 0) < 0x80000000;
 }
 
 export function createFrameSync(video, { onReveal, fallbackDelayMs = 0, maxWaitMs = 3000, frameRtp = null } = {}) {
