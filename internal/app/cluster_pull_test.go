@@ -152,7 +152,7 @@ func TestClusterPullOneNode(t *testing.T) {
 		if len(p) <= before {
 			return false
 		}
-		n, _ := accessUnits(t, p[before:])
+		n, _ := accessUnits(t, wholeFrames(p[before:]))
 		return n >= 15
 	}); err != nil {
 		t.Fatalf("video did not resume for the viewer: %v", err)

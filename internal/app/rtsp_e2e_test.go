@@ -82,6 +82,19 @@ func lossyAccessUnits(t *testing.T, pkts []rtctest.Packet) (n int, firstKey bool
 	return checkAccessUnits(t, pkts, true)
 }
 
+// wholeFrames is pkts (a slice of a viewer's packets taken from some
+// point on) in sequence order from the first frame that starts in it: the
+// frame the cut fell in had its first packets (an IDR's SPS and PPS) before.
+func wholeFrames(pkts []rtctest.Packet) []rtctest.Packet {
+	in := rtctest.InOrder(pkts)
+	for i, p := range in {
+		if p.Marker {
+			return in[i+1:]
+		}
+	}
+	return nil
+}
+
 func checkAccessUnits(t *testing.T, pkts []rtctest.Packet, lossy bool) (n int, firstKey bool) {
 	t.Helper()
 	var prevSeq uint16

@@ -121,12 +121,12 @@ func frameTimestamps(pkts []rtctest.Packet) map[uint32]bool {
 // medium and high each get their layer, whole (no sequence gaps, every
 // access unit complete, starting at a keyframe), and all of them on one
 // timeline: the same frame carries the same RTP timestamp on every layer.
-// A viewer on auto without a bandwidth estimate yet gets the largest.
+// (Auto viewers follow their bandwidth estimate: TestSimulcastViewerOnSlowLink.)
 func TestSimulcastLayerPerViewer(t *testing.T) {
 	a, pub, ctx := startSimulcast(t)
-	widths := map[string]int{"low": 160, "medium": 320, "high": 640, "auto": 640}
+	widths := map[string]int{"low": 160, "medium": 320, "high": 640}
 	viewers := map[string]*rtctest.Subscriber{}
-	for _, q := range []string{"low", "medium", "high", "auto"} {
+	for _, q := range []string{"low", "medium", "high"} {
 		viewers[q] = subscribeLayer(t, ctx, a, q)
 	}
 	for q, v := range viewers {
@@ -254,10 +254,10 @@ func TestSimulcastLayerSwitch(t *testing.T) {
 
 // TestSimulcastLayerStops: when the publisher stops sending its large
 // layer (an uplink that no longer holds it), its viewers move to the next
-// one down, and come back when it returns.
+// one down (the largest left), and come back when it returns.
 func TestSimulcastLayerStops(t *testing.T) {
 	a, pub, ctx := startSimulcast(t)
-	v := subscribeLayer(t, ctx, a, "auto")
+	v := subscribeLayer(t, ctx, a, "high")
 	waitWidth(t, ctx, v, 0, 640)
 	mark := len(v.Video())
 	pub.SetActive(2, false)
