@@ -33,7 +33,7 @@ type sessionBWE struct {
 }
 
 func newSessionBWE() *sessionBWE {
-	return &sessionBWE{est: bwe.New(bwe.Config{}), chooser: bwe.NewChooser(chooserConfig), target: -1}
+	return &sessionBWE{est: bwe.New(bwe.Config{}), chooser: bwe.NewChooser(chooserConfig()), target: -1}
 }
 
 // chooserConfig: an Auto viewer starts on the smallest layer (its join
@@ -41,7 +41,7 @@ func newSessionBWE() *sessionBWE {
 // climbs by probes, which start after 2 s without congestion rather than
 // bwe's default 5 s, so a viewer on a good network is on the large layer
 // within a few seconds.
-var chooserConfig = bwe.ChooserConfig{QuietFor: 2 * time.Second}
+func chooserConfig() bwe.ChooserConfig { return bwe.ChooserConfig{QuietFor: 2 * time.Second} }
 
 // start puts an Auto viewer whose feedback will come (transport-wide CC
 // negotiated) on the smallest layer before it joins.

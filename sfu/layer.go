@@ -272,6 +272,9 @@ func (f *forwarder) endWindow(now time.Time) {
 	for i, s := range slots {
 		snap.bps[i] = f.layers[s].bps
 	}
+	if old := f.snap.Load(); old == nil || len(old.slots) != len(slots) {
+		f.log.Debug("layers live", "slots", slots)
+	}
 	f.snap.Store(snap)
 	if f.stamp != nil {
 		f.stamp.Store(len(slots) > 1)
@@ -335,6 +338,7 @@ func (f *forwarder) retargetAll() {
 	for _, d := range f.subs.list() {
 		t := f.targetFor(d)
 		if t != d.target {
+			f.log.Debug("viewer target", "slot", t, "was", d.target, "on", d.layer)
 			d.target = t
 		}
 		if d.layer != d.target || d.needKeyframe {

@@ -15,9 +15,6 @@ const (
 	QualityHigh   Quality = 2
 )
 
-// qualityNames name ranks 0..2; with two layers they are low and high.
-var qualityNames = [...]string{"low", "medium", "high"}
-
 // ParseQuality reads "auto", "low", "medium" or "high".
 func ParseQuality(s string) (Quality, bool) {
 	switch s {
@@ -34,8 +31,13 @@ func ParseQuality(s string) (Quality, bool) {
 }
 
 func (q Quality) String() string {
-	if q >= 0 && int(q) < len(qualityNames) {
-		return qualityNames[q]
+	switch q {
+	case QualityLow:
+		return "low"
+	case QualityMedium:
+		return "medium"
+	case QualityHigh:
+		return "high"
 	}
 	return "auto"
 }

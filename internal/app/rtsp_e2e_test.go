@@ -118,7 +118,10 @@ func checkAccessUnits(t *testing.T, pkts []rtctest.Packet, lossy bool) (n int, f
 		}
 		if gap {
 			gaps++
-			if gaps > 5 && gaps*2 > n {
+			// Judged from the 30th on: 50 viewers joining at once on 2
+			// loaded cores lose a burst at the start, which NACKs may not
+			// bring back in time; loss that goes on is a fault.
+			if gaps > 5 && gaps*2 > n && n >= 30 {
 				t.Fatalf("%d of %d access units arrived with a sequence gap", gaps, n+1)
 			}
 			gap, n, au = false, n+1, au[:0]

@@ -261,6 +261,12 @@ func TestSimulcastLayerStops(t *testing.T) {
 	waitWidth(t, ctx, v, 0, 640)
 	mark := len(v.Video())
 	pub.SetActive(2, false)
+	defer func() {
+		if t.Failed() {
+			t.Logf("viewer: %d packets after the large layer stopped; publisher PLIs l/m/h %d/%d/%d", len(v.Video())-mark, pub.PLIs(0), pub.PLIs(1), pub.PLIs(2))
+			logMetrics(t, a, "streamd_sfu_layer", "streamd_sfu_dropped", "streamd_sfu_pli")
+		}
+	}()
 	waitWidth(t, ctx, v, mark, 320)
 	mark = len(v.Video())
 	pub.SetActive(2, true)
