@@ -150,7 +150,7 @@ func (f *forwarder) alignTS(l *layerIn, pktTS uint32, arrival time.Time) uint32 
 		}
 		snapped := int32(0)
 		if step := r.frameStep(); step > 0 {
-			if ts, d, ok := r.nearestFrame(out); ok && abs32(d) < int32(step/3) {
+			if ts, d, ok := r.nearestFrame(out); ok && abs32(d) < int32(step/2) {
 				out, snapped = ts, d
 			}
 		}
@@ -199,7 +199,7 @@ func (f *forwarder) refine(l *layerIn, now time.Time) {
 	// Any of the layer's recent frames may be the one matched: a small
 	// layer's frame often arrives before the reference's same frame.
 	for i := range min(l.nFrames, len(l.frames)) {
-		if _, d, ok := r.nearestFrame(l.frames[i]); ok && abs32(d) < int32(step/3) {
+		if _, d, ok := r.nearestFrame(l.frames[i]); ok && abs32(d) < int32(step/2) {
 			f.log.Debug("layer refined", "slot", l.slot, "ref", r.slot, "moved", d)
 			if d != 0 {
 				l.tl.tsOffset += uint32(d)
