@@ -198,6 +198,11 @@ func (f *forwarder) writeLayer(slot int, gen uint64, pkt *rtp.Packet, arrival ti
 	f.m.bytesIn[f.kindIdx].Add(float64(len(payload)))
 
 	key := f.video && isKeyframeStart(l.ckind, payload)
+	if key {
+		if px := pictureSize(l.ckind, payload); px > 0 {
+			l.pixels = px
+		}
+	}
 	if !l.tl.synced {
 		if f.video && !key {
 			f.m.dropBeforeKeyframe.Inc()

@@ -63,6 +63,7 @@ type layerIn struct {
 
 	winBytes int
 	bps      int // bitrate over the last window
+	pixels   int // picture size from its newest keyframe (0: unknown)
 
 	srWall time.Time // the layer's last sender report
 	srRTP  uint32
@@ -267,7 +268,18 @@ func (f *forwarder) endWindow(now time.Time) {
 			slots = append(slots, l.slot)
 		}
 	}
-	sort.SliceStable(slots, func(i, j int) bool { return f.layers[slots[i]].bps < f.layers[slots[j]].bps })
+	// By picture size where every live layer has told it, else by bitrate.
+	bySize := true
+	for _, sl := range slots {
+		bySize = bySize && f.layers[sl].pixels > 0
+	}
+	sort.SliceStable(slots, func(i, j int) bool {
+		a, b := f.layers[slots[i]], f.layers[slots[j]]
+		if bySize && a.pixels != b.pixels {
+			return a.pixels < b.pixels
+		}
+		return a.bps < b.bps
+	})
 	snap := &layerSnap{slots: slots, bps: make([]int, len(slots))}
 	for i, s := range slots {
 		snap.bps[i] = f.layers[s].bps

@@ -169,3 +169,24 @@ func TestLayerGoneMovesViewersDown(t *testing.T) {
 		t.Fatalf("viewer on %d, reference %d after the large layer stopped; want 1", d.layer, l.f.ref)
 	}
 }
+
+func TestPictureSize(t *testing.T) {
+	// An SPS of 320x180 (x264 baseline), alone and in a STAP-A.
+	sps := []byte{0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0x9f, 0x9f, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80}
+	if px := pictureSize(codecH264, sps); px != 320*180 {
+		t.Fatalf("SPS: %d pixels, want %d", px, 320*180)
+	}
+	stap := append([]byte{0x18, 0, byte(len(sps))}, sps...)
+	stap = append(stap, 0, 4, 0x68, 0xce, 0x3c, 0x80)
+	if px := pictureSize(codecH264, stap); px != 320*180 {
+		t.Fatalf("STAP-A: %d pixels", px)
+	}
+	// A VP8 keyframe (descriptor with a 15-bit picture id) of 640x360.
+	vp8 := []byte{0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01}
+	if px := pictureSize(codecVP8, vp8); px != 640*360 {
+		t.Fatalf("VP8: %d pixels, want %d", px, 640*360)
+	}
+	if pictureSize(codecH264, slice) != 0 || pictureSize(codecVP9, []byte{0x08}) != 0 {
+		t.Fatal("a size from a packet that has none")
+	}
+}
