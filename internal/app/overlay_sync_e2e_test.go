@@ -155,7 +155,14 @@ func checkCardOnFrame(t *testing.T, a *App, pub, player context.Context, stream,
 	t.Logf("(previous displayed frame rtp %d)", prevRTP)
 	t.Logf("%s %s: pushed while the publisher drew frame %d..%d, revealed on frame %d (error %+d displayed frames; stamp %d, frame rtp %d, event arrived %.0f ms before that frame was shown)",
 		name, action, fpub, fafter, shown, diff, *r.RTPTS, *r.FrameRTP, shownMS-r.ArrivedMS)
-	if diff < -1 || diff > 1 {
+	// A publisher that stalled (its frames far more than a 30 fps step
+	// apart: a loaded machine's Chromium) makes the media clock, which
+	// extrapolates by the recent step, name an instant between two frames:
+	// the card then lands one frame after the stall. That +2 is the
+	// capture's doing, not the sync's, and is let through when the frame
+	// before the revealed one is over 50 ms (4,500 ticks) before it.
+	stalled := prevRTP >= 0 && int32(uint32(*r.FrameRTP)-uint32(prevRTP)) > 4500
+	if diff < -1 || diff > 1 && !(diff == 2 && stalled) {
 		t.Fatalf("card %s revealed on frame %d, pushed at frames %d..%d: off by %d displayed frames", action, shown, fpub, fafter, diff)
 	}
 	// Show → hide must toggle what is on screen.
