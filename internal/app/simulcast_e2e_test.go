@@ -196,6 +196,10 @@ func TestSimulcastLayerSwitch(t *testing.T) {
 	a, pub, ctx := startSimulcast(t)
 	v := subscribeLayer(t, ctx, a, "high")
 	waitWidth(t, ctx, v, 0, 640)
+	// Until the layers' sender reports arrive (pion sends one a second),
+	// they are aligned by arrival time, which a loaded machine can put a
+	// frame off; the timeline is judged once they are in.
+	time.Sleep(1500 * time.Millisecond)
 	var bad map[string]any
 	if code := api(t, http.MethodPost, v.Session+"/layer", "", map[string]string{"layer": "huge"}, &bad); code != http.StatusUnprocessableEntity {
 		t.Fatalf("bad layer: %d %v", code, bad)
