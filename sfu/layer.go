@@ -134,6 +134,7 @@ func (l *layerIn) live(now time.Time) bool {
 type layerSnap struct {
 	slots []int
 	bps   []int
+	names []string // rankName of each, made once per window, not per reader
 }
 
 // alignTS is the outgoing timestamp for pkt, the keyframe that splices
@@ -280,9 +281,10 @@ func (f *forwarder) endWindow(now time.Time) {
 		}
 		return a.bps < b.bps
 	})
-	snap := &layerSnap{slots: slots, bps: make([]int, len(slots))}
+	snap := &layerSnap{slots: slots, bps: make([]int, len(slots)), names: make([]string, len(slots))}
 	for i, s := range slots {
 		snap.bps[i] = f.layers[s].bps
+		snap.names[i] = rankName(i, len(slots))
 	}
 	if old := f.snap.Load(); old == nil || len(old.slots) != len(slots) {
 		f.log.Debug("layers live", "slots", slots)
@@ -362,14 +364,6 @@ func (f *forwarder) retargetAll() {
 			f.keyframeNeeded(slot)
 		}
 	}
-}
-
-// layerCount is how many layers are ranked (live) now.
-func (f *forwarder) layerCount() int {
-	if s := f.snap.Load(); s != nil {
-		return len(s.slots)
-	}
-	return 0
 }
 
 // rankOf is the rank of slot among the live layers (-1: not live).

@@ -61,10 +61,10 @@ type LayerState struct {
 	Want Quality
 	// Current is the rank of the layer the viewer gets now (-1: none yet).
 	Current int
-	// Bitrates of the live layers, lowest first (bits/s, measured).
+	// Bitrates of the live layers, lowest first (bits/s, measured), and
+	// their names: shared with other readers, never modify them.
 	Bitrates []int
-	// Names of the live layers, lowest first.
-	Names []string
+	Names    []string
 }
 
 // SetQuality pins the viewer to a layer rank, or gives the choice back to
@@ -104,11 +104,8 @@ func (v *Viewer) Layers() LayerState {
 	if snap == nil {
 		return ls
 	}
-	ls.Bitrates = snap.bps
+	ls.Bitrates, ls.Names = snap.bps, snap.names
 	ls.Current = snap.rankOf(v.video.current.Load())
-	for i := range snap.slots {
-		ls.Names = append(ls.Names, rankName(i, len(snap.slots)))
-	}
 	return ls
 }
 
@@ -156,7 +153,7 @@ func (s *SFU) viewersPerLayer() map[string]int {
 			continue
 		}
 		if r := snap.rankOf(v.video.current.Load()); r >= 0 {
-			out[rankName(r, len(snap.slots))]++
+			out[snap.names[r]]++
 		}
 	}
 	return out
