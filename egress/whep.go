@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,8 +48,13 @@ type WHEP struct {
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 
+	// Batch groups the sender reports' sends (nil: one send each).
+	Batch sfu.Batcher
+
 	sessions   whipx.Sessions[*whepSession]
 	bweMetrics *bweMetrics
+	stop       chan struct{} // ends senderReports
+	stopOnce   sync.Once
 }
 
 // Initialize prepares the server.
@@ -61,11 +67,20 @@ func (h *WHEP) Initialize() error {
 	}
 	h.sessions.Kind = "WHEP"
 	h.bweMetrics = newBWEMetrics(h.Registerer)
+	h.stop = make(chan struct{})
+	h.sessions.Go(func() { h.senderReports(h.stop) })
 	return nil
 }
 
 // Close ends every session and waits for their goroutines.
-func (h *WHEP) Close() { h.sessions.Close() }
+func (h *WHEP) Close() {
+	h.stopOnce.Do(func() {
+		if h.stop != nil {
+			close(h.stop)
+		}
+	})
+	h.sessions.Close()
+}
 
 // Register mounts the WHEP endpoints:
 // POST /whep/{stream}, PATCH and DELETE /whep/{stream}/{session}.
@@ -264,6 +279,41 @@ func (s *whepSession) run() {
 	case <-s.done:
 	}
 	s.Close()
+}
+
+// senderReports sends every viewer's RTCP sender reports once a second,
+// as often as pion's report interceptor would (the subscriber API has none:
+// see sfu/senderreport.go), all in one send batch: one sendmmsg instead of
+// a sendto per report.
+func (h *WHEP) senderReports(stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var all []*whepSession
+	var srs []rtcp.Packet
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		all = h.sessions.Snapshot(all[:0])
+		if h.Batch != nil {
+			h.Batch.Begin()
+		}
+		now := time.Now()
+		for _, s := range all {
+			// A viewer reports only once packets went to it (after Start).
+			if s.viewer != nil {
+				if srs = s.viewer.SenderReports(now, srs[:0]); len(srs) > 0 {
+					_ = s.peer.PC.WriteRTCP(srs)
+				}
+			}
+		}
+		if h.Batch != nil {
+			h.Batch.End()
+		}
+		clear(all)
+	}
 }
 
 // Close ends the session.

@@ -72,6 +72,9 @@ type downTrack struct {
 	// estimate leaves room for.
 	rtx     rtxBudget
 	rtxRate atomic.Int64
+
+	// sr counts what was sent, for the viewer's sender reports.
+	sr srCounts
 }
 
 var errNoCodec = errors.New("no common codec with the viewer")
@@ -286,8 +289,12 @@ func (d *downTrack) send(seq uint16, ts uint32, marker bool, payload []byte, now
 			(*rec).Sent(n, len(payload)+int(d.hdr.PaddingSize)+rtpOverhead, now)
 		}
 	}
-	_, err := d.writer.WriteRTP(&d.hdr, payload)
-	return err
+	if _, err := d.writer.WriteRTP(&d.hdr, payload); err != nil {
+		return err
+	}
+	d.sr.packets.Add(1)
+	d.sr.octets.Add(uint32(len(payload)))
+	return nil
 }
 
 // rtpOverhead is an RTP packet's bytes beyond its payload on the wire,

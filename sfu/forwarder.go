@@ -34,6 +34,7 @@ type forwarder struct {
 
 	subs  *subscriberSet
 	clock mediaClock
+	sr    srClock      // for viewers' sender reports
 	log   *slog.Logger // layer events, at debug level
 	// snap is the live layers ranked by bitrate (read without the lock).
 	snap atomic.Pointer[layerSnap]
@@ -69,6 +70,7 @@ type forwarder struct {
 func newForwarder(video bool, tun *Tuning, m *metrics, fan *fanout, keyframeNeeded func(slot int)) *forwarder {
 	f := &forwarder{video: video, tun: tun, m: m, fan: fan, keyframeNeeded: keyframeNeeded, subs: newSubscriberSet(), ref: -1, log: slog.New(slog.DiscardHandler)}
 	f.pass.f = f
+	f.sr.epoch = time.Now()
 	if video {
 		f.kindIdx = 1
 	}
@@ -232,6 +234,7 @@ func (f *forwarder) writeLayer(slot int, gen uint64, pkt *rtp.Packet, arrival ti
 			f.refine(l, arrival)
 			outTS = pkt.Timestamp + l.tl.offset()
 		}
+		f.sr.note(outTS, arrival, l.codec.ClockRate)
 	}
 	if el := arrival.Sub(f.winStart); el >= layerWindow || (el >= firstWindow && f.snap.Load() == nil) {
 		f.endWindow(arrival)
@@ -254,7 +257,7 @@ func (f *forwarder) writeLayer(slot int, gen uint64, pkt *rtp.Packet, arrival ti
 		// Only for a crowd: holding delays every other write on the
 		// socket too (RTCP and feedback to the publisher), which is worth
 		// it only when the frame goes to many viewers.
-		if len(subs) > f.tun.ParallelAbove {
+		if len(subs) > f.tun.BatchAbove {
 			f.holding, f.holdTS = true, outTS
 			f.fan.begin()
 		}

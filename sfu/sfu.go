@@ -31,8 +31,16 @@ type Tuning struct {
 	LiveTimeout time.Duration
 	// RetransmitRate caps NACK retransmissions per viewer track (packets/s).
 	RetransmitRate float64
+	// BatchAbove: a video frame to more subscribers than this goes out in
+	// one send batch (its packets to each viewer as one segmentation
+	// train), held from the frame's first packet to its last.
+	BatchAbove int
 	// ParallelAbove: a fan-out pass to more subscribers than this is spread
-	// over FanoutWorkers goroutines.
+	// over FanoutWorkers goroutines. Measured on 2 cores (make bench,
+	// 2026-12-03): at 50 and 150 viewers a pass written by one goroutine
+	// costs 8–10 % less CPU than one handed out packet by packet, with the
+	// same delay; at 200 and 300 the parallel pass keeps p99 at 42 and
+	// 122 ms against 73 and 200.
 	ParallelAbove int
 	// FanoutWorkers writing one pass at once (default: one per core).
 	FanoutWorkers int
@@ -47,7 +55,8 @@ func DefaultTuning() Tuning {
 		ClockExtrapolation: 500 * time.Millisecond,
 		LiveTimeout:        3 * time.Second,
 		RetransmitRate:     400,
-		ParallelAbove:      24,
+		BatchAbove:         24,
+		ParallelAbove:      160,
 		FanoutWorkers:      runtime.GOMAXPROCS(0),
 	}
 }
@@ -71,6 +80,7 @@ func (t Tuning) withDefaults() Tuning {
 	def(&t.LiveTimeout, d.LiveTimeout)
 	defInt(&t.KeyframeCacheBytes, d.KeyframeCacheBytes)
 	defInt(&t.NACKCacheSize, d.NACKCacheSize)
+	defInt(&t.BatchAbove, d.BatchAbove)
 	defInt(&t.ParallelAbove, d.ParallelAbove)
 	defInt(&t.FanoutWorkers, d.FanoutWorkers)
 	if t.RetransmitRate == 0 {

@@ -17,6 +17,7 @@ type Viewer struct {
 	audio *downTrack
 	onEnd func()
 	tcc   transportCC
+	srs   [2]rtcp.SenderReport // SenderReports' reused reports
 
 	startOnce sync.Once
 	closeOnce sync.Once

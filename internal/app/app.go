@@ -170,11 +170,14 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	}
 
 	// Media: one UDP port, the sfu, WHEP egress, WHIP ingest.
-	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly, GSO: cfg.WebRTCGSO})
+	a.net, err = rtc.New(rtc.NetConfig{UDPAddr: cfg.WebRTCUDP, TCPAddr: cfg.WebRTCTCP, AdvertiseIPs: cfg.WebRTCIPs, LoopbackOnly: cfg.LoopbackOnly, GSO: !cfg.WebRTCNoGSO})
 	if err != nil {
 		return nil, listenFailure("WebRTC UDP", "--webrtc-udp", cfg.WebRTCUDP, err)
 	}
 	a.closers = append(a.closers, func() { _ = a.net.Close() })
+	if !cfg.WebRTCNoGSO && !a.net.Batch().GSO() {
+		logger.Info("webrtc: this kernel has no UDP segmentation offload (Linux 4.18+); fan-out sends go datagram by datagram in sendmmsg batches")
+	}
 	if err := a.initTURN(key); err != nil {
 		return nil, err
 	}
@@ -186,7 +189,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	sfumetrics.Register(a.reg, a.SFU)
 	a.registerBatchMetrics()
 	a.closers = append(a.closers, a.SFU.Close)
-	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "whep")}
+	a.WHEP = &egress.WHEP{API: a.net.SubscriberAPI(), Batch: a.net.Batch(), SFU: a.SFU, Registry: a.Streams, ICELinks: a.iceLinks(), Transports: transports, Registerer: a.reg, Logger: logger.With("pkg", "whep")}
 	if err := a.WHEP.Initialize(); err != nil {
 		return nil, err
 	}
@@ -407,5 +410,11 @@ func (a *App) registerBatchMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_send_batches_total", Help: "sendmmsg calls."}, stat(1)),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_batch_errors_total", Help: "Datagrams of a batch the kernel refused."}, stat(2)),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "streamd_webrtc_gso_trains_total", Help: "Datagram trains sent with UDP segmentation offload (one send for a frame's packets to one viewer)."}, stat(3)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "streamd_webrtc_gso", Help: "1 while fan-out sends use UDP segmentation offload (--webrtc-gso, and the kernel takes it)."}, func() float64 {
+			if b.GSO() {
+				return 1
+			}
+			return 0
+		}),
 	)
 }

@@ -16,7 +16,7 @@ type Config struct {
 	WebRTCUDP           string
 	WebRTCIPs           []string
 	WebRTCTCP           string // ICE over TCP address ("" disables)
-	WebRTCGSO           bool   // UDP segmentation offload for fan-out sends
+	WebRTCNoGSO         bool   // no UDP segmentation offload for fan-out sends
 	TURN                string // embedded TURN server address ("" disables)
 	TURNTLS             string // TURN over TLS address, used with TLSCert/TLSKey
 	Data                string
@@ -75,7 +75,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.RTSP, "rtsp", ":8554", "RTSP listen address (empty disables RTSP)")
 	fs.StringVar(&c.WebRTCUDP, "webrtc-udp", ":8189", "the one UDP address all WebRTC peers share")
 	fs.StringVar(&c.WebRTCTCP, "webrtc-tcp", ":8189", "ICE over TCP address, for viewers whose network blocks UDP (empty disables)")
-	fs.BoolVar(&c.WebRTCGSO, "webrtc-gso", false, "send each viewer's packets of one frame as one UDP GSO train (less CPU per viewer; burstier, see README)")
+	gso := fs.Bool("webrtc-gso", true, "send each viewer's equal-size packets of one frame as one UDP segmentation-offload train where the kernel supports it (less CPU per viewer; false: datagram by datagram)")
 	fs.StringVar(&c.TURN, "turn", "", "embedded TURN server address on UDP and TCP, e.g. :3478 (empty: off)")
 	fs.StringVar(&c.TURNTLS, "turn-tls", ":5349", "TURN over TLS (turns:) address, used when --tls-cert and --tls-key are set")
 	fs.StringVar(&ips, "webrtc-ip", "", "addresses to advertise in ICE candidates, comma-separated (empty: the host's)")
@@ -128,6 +128,7 @@ func ParseFlags(args []string) (Config, error) {
 		return c, envErr
 	}
 	c.RecordKeep = keep.d
+	c.WebRTCNoGSO = !*gso
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "http://") {
 		return c, fmt.Errorf("--public-url %q: give the scheme, e.g. https://shop.example.com", c.PublicURL)

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -156,5 +158,111 @@ func TestFanoutLateJoinAndReconnect(t *testing.T) {
 	}
 	if d := int32(after[0].Timestamp - lastTS); d <= 0 {
 		t.Fatalf("timestamp went back by %d across the reconnect", -d)
+	}
+}
+
+// Viewers get RTCP sender reports (made by the sfu, not by pion's report
+// interceptor) for audio and video, about once a second, whose NTP↔RTP
+// mapping matches the packets they receive and whose counts match what
+// was sent: what a browser needs for lip sync.
+func TestViewerSenderReports(t *testing.T) {
+	ffmpeg := testenv.FFmpeg(t)
+	aus, err := rtctest.EncodeH264(ffmpeg, t.TempDir(), 320, 180, 30, 5, 30, "300k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, nil)
+	key := createStream(t, a, "sr")
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := rtctest.Publish(ctx, api, a.BaseURL()+"/whip/sr", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	defer pub.Close()
+	go sendClip(ctx, pub, aus, 30)
+	sub, err := rtctest.Subscribe(ctx, api, a.BaseURL()+"/whep/sr")
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	defer sub.Close()
+
+	type report struct {
+		rtcp.SenderReport
+		at time.Time
+	}
+	var mu sync.Mutex
+	var srs []report
+	for _, r := range sub.PC.GetReceivers() {
+		go func() {
+			for {
+				pkts, _, err := r.ReadRTCP()
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				for _, p := range pkts {
+					if sr, ok := p.(*rtcp.SenderReport); ok {
+						mu.Lock()
+						srs = append(srs, report{*sr, now})
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(4 * time.Second)
+	mu.Lock()
+	got := append([]report(nil), srs...)
+	mu.Unlock()
+
+	video, audio := sub.Video(), sub.Audio()
+	if len(video) == 0 || len(audio) == 0 {
+		t.Fatalf("viewer got %d video and %d audio packets", len(video), len(audio))
+	}
+	for _, tr := range []struct {
+		name string
+		pkts []rtctest.Packet
+		rate float64
+	}{{"video", video, 90000}, {"audio", audio, 48000}} {
+		ssrc := tr.pkts[0].SSRC
+		n := 0
+		for _, sr := range got {
+			if sr.SSRC != ssrc {
+				continue
+			}
+			n++
+			// The newest packet received before the report, and how many.
+			var last *rtctest.Packet
+			count := 0
+			for i := range tr.pkts {
+				if tr.pkts[i].Arrival.After(sr.at) {
+					break
+				}
+				last, count = &tr.pkts[i], count+1
+			}
+			if last == nil {
+				continue // a report before the first packet arrived here
+			}
+			want := float64(last.Timestamp) + sr.at.Sub(last.Arrival).Seconds()*tr.rate
+			if off := float64(int32(sr.RTPTime-uint32(int64(want)))) / tr.rate; off > 0.1 || off < -0.1 {
+				t.Errorf("%s report at %s: RTP time %d is %.0f ms off the packets' clock", tr.name, sr.at.Format("15:04:05.000"), sr.RTPTime, off*1000)
+			}
+			secs, frac := sr.NTPTime>>32, sr.NTPTime&0xffffffff
+			ntp := time.Unix(int64(secs)-2208988800, int64(frac*1e9>>32))
+			if d := sr.at.Sub(ntp); d > 100*time.Millisecond || d < -100*time.Millisecond {
+				t.Errorf("%s report: NTP time %s, received at %s", tr.name, ntp.Format("15:04:05.000"), sr.at.Format("15:04:05.000"))
+			}
+			if slack := 40; int(sr.PacketCount) < count-slack || int(sr.PacketCount) > count+slack || sr.OctetCount == 0 {
+				t.Errorf("%s report: %d packets, %d octets sent; %d packets received by then", tr.name, sr.PacketCount, sr.OctetCount, count)
+			}
+		}
+		if n < 2 {
+			t.Errorf("%s: %d sender reports in 4 s, want one a second", tr.name, n)
+		}
 	}
 }

@@ -33,8 +33,9 @@ type NetConfig struct {
 
 // WebRTC owns the shared UDP socket and the two pion APIs built on it: one
 // for publishers (NACK generation, receiver reports, TWCC so browser
-// encoders can ramp up) and one for subscribers (sender reports only; NACKs
-// are answered from the sfu's shared per-track cache, not a per-viewer copy).
+// encoders can ramp up) and one for subscribers (no interceptors: NACKs
+// are answered from the sfu's shared per-track cache, not a per-viewer
+// copy, and the sfu makes the sender reports).
 // The socket is a BatchConn, so the sfu's fan-out passes go out with sendmmsg.
 type WebRTC struct {
 	conn   *BatchConn
@@ -199,13 +200,14 @@ func newAPI(se webrtc.SettingEngine, publisher bool) (*webrtc.API, error) {
 			}
 		}
 	}
+	// Subscribers get no interceptors: every packet to every viewer would
+	// pass through them. The sfu answers NACKs from its shared cache and
+	// makes the sender reports (sfu.Viewer.SenderReports; egress sends them).
 	ir := &interceptor.Registry{}
 	if publisher {
 		if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 			return nil, fmt.Errorf("publisher interceptors: %w", err)
 		}
-	} else if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, fmt.Errorf("subscriber interceptors: %w", err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }

@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -93,21 +94,36 @@ func NewBatchConn(c *net.UDPConn) *BatchConn {
 	// The ipv4 wrapper only adds sendmmsg here: sockaddrs are given per
 	// message, and Linux takes IPv4 ones on a dual-stack socket too.
 	b.batch = ipv4.NewPacketConn(c)
-	// Segmentation offload stays off unless asked for (EnableGSO): measured
-	// on loopback with 50 pion viewers, whole-frame trains made the
-	// receiving sockets drop 28,085 datagrams in 19 s (RcvbufErrors in
-	// /proc/net/snmp), against 22 with plain sendmmsg and 0 with one sendto
-	// per packet — and a lost SPS is a frozen picture. A receiver behind a
-	// bottleneck would see the same bursts.
+	// Segmentation offload is turned on by EnableGSO (streamd does by
+	// default). A train leaves a NIC as back-to-back datagrams, as a
+	// sendmmsg batch does: it is no burstier on the wire, only cheaper to
+	// send.
 	b.timer = time.AfterFunc(time.Hour, b.flush)
 	b.timer.Stop()
 	return b
 }
 
 // EnableGSO sends the equal-size datagrams of one batch to one destination
-// as UDP_SEGMENT trains, where the kernel supports it (see NewBatchConn for
-// why it is off by default).
-func (b *BatchConn) EnableGSO() { b.gso.Store(true) }
+// as UDP_SEGMENT trains, where the kernel supports it; it reports whether
+// it does. A send that the kernel refuses for the train (a device without
+// checksum offload answers EIO) turns it off for good and goes out
+// datagram by datagram.
+func (b *BatchConn) EnableGSO() bool {
+	ok := false
+	if raw, err := b.udp.SyscallConn(); err == nil {
+		_ = raw.Control(func(fd uintptr) {
+			// Kernels before 4.18 do not know the option.
+			_, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+			ok = err == nil
+		})
+	}
+	b.gso.Store(ok)
+	return ok
+}
+
+// GSO reports whether segmentation offload is in use (it is turned off
+// for good when the kernel refuses a train).
+func (b *BatchConn) GSO() bool { return b.gso.Load() }
 
 // Begin opens a batch: writes are queued until the last open batch ends.
 func (b *BatchConn) Begin() { b.open.Add(1) }
@@ -268,21 +284,31 @@ func (b *BatchConn) send(q *sendQueue, gso bool) {
 		off += n
 		if err != nil {
 			m := &q.msgs[off]
-			if m.OOB != nil && gso {
-				// No segmentation offload here (e.g. a device without
-				// checksum offload): send this queue and all later ones
-				// datagram by datagram.
+			if m.OOB != nil && gsoRefused(err) {
+				// No segmentation offload on this path (e.g. a device
+				// without checksum offload): this queue's trains and all
+				// later sends go datagram by datagram.
 				b.gso.Store(false)
 				b.resendPlain(q.msgs[off:])
 				return
 			}
+			// One viewer's problem (e.g. unreachable): skip its message
+			// and send the rest.
 			b.errors.Add(uint64(len(m.Buffers)))
-			off++ // skip it (e.g. an unreachable viewer) and send the rest
+			off++
 		}
 	}
 }
 
-// resendPlain sends trains as single datagrams.
+// gsoRefused reports whether a send error means the kernel or device
+// cannot send UDP_SEGMENT trains (rather than a problem of one viewer).
+func gsoRefused(err error) bool {
+	return errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) ||
+		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOPROTOOPT) ||
+		errors.Is(err, unix.EMSGSIZE)
+}
+
+// resendPlain sends msgs datagram by datagram.
 func (b *BatchConn) resendPlain(msgs []ipv4.Message) {
 	for _, m := range msgs {
 		for _, p := range m.Buffers {

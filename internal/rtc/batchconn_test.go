@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/streamd/streamd/internal/testenv"
 )
 
 // Writes inside a pass are held until End and then arrive, in order, with
@@ -171,5 +173,58 @@ func BenchmarkSend(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frame*viewers), "ns/packet")
 		})
+	}
+}
+
+// A path the kernel cannot send segmentation trains on (here a route with
+// a path MTU below the segment size, as through a tunnel: the kernel
+// refuses the train with EMSGSIZE) turns GSO off for good; the refused
+// train and everything after it still arrive, datagram by datagram.
+func TestBatchConnGSOFallsBack(t *testing.T) {
+	l := testenv.NewShapedLink(t)
+	l.RouteMTU(1000)
+	rx, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(l.HostIP())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	_ = rx.SetReadBuffer(1 << 20)
+	var b *BatchConn
+	if err := l.Do(func() error {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(l.NSIP())})
+		b = NewBatchConn(udp)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.EnableGSO() {
+		t.Fatal("EnableGSO: this kernel has no UDP_SEGMENT (Linux 4.18+ has)")
+	}
+	b.hold = time.Hour
+	pkt := func(pass, i int) []byte {
+		p := make([]byte, 1200)
+		p[0], p[1] = byte(pass), byte(i)
+		return p
+	}
+	dst := rx.LocalAddr()
+	for pass := range 2 {
+		b.Begin()
+		for i := range 6 {
+			if _, err := b.WriteTo(pkt(pass, i), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.End()
+		if b.GSO() {
+			t.Fatalf("pass %d: GSO still on after the kernel refused a train", pass)
+		}
+		for i := range 6 {
+			readOne(t, rx, pkt(pass, i))
+		}
+	}
+	sent, _, errs, trains := b.Stats()
+	if sent != 12 || errs != 0 || trains != 0 {
+		t.Fatalf("sent %d, errors %d, trains %d; want 12 sent, no errors, no trains", sent, errs, trains)
 	}
 }

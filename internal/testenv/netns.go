@@ -145,6 +145,15 @@ func (l *Link) ShapeBuffer(rate string, latency time.Duration) {
 		"burst", strconv.FormatInt(burst, 10), "latency", strconv.FormatInt(latency.Milliseconds(), 10)+"ms")
 }
 
+// RouteMTU gives the namespace's route to HostIP a path MTU of mtu
+// (locked: path MTU discovery does not raise it), as a tunnel or VPN
+// would: datagrams larger than it leave the namespace fragmented.
+func (l *Link) RouteMTU(mtu int) {
+	l.t.Helper()
+	nsDev := strings.TrimSuffix(l.hostDev, "h") + "n"
+	l.run(l.ip, "-n", l.ns, "route", "replace", l.hostIP+"/32", "dev", nsDev, "mtu", "lock", strconv.Itoa(mtu))
+}
+
 // Unshape removes the shaping.
 func (l *Link) Unshape() {
 	l.t.Helper()

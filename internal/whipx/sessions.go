@@ -60,6 +60,16 @@ func (t *Sessions[S]) Get(id string) (S, bool) {
 	return s, ok
 }
 
+// Snapshot appends every session to dst.
+func (t *Sessions[S]) Snapshot(dst []S) []S {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.m {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
 // Len is the number of sessions (connected or not).
 func (t *Sessions[S]) Len() int {
 	t.mu.Lock()
