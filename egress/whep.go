@@ -302,11 +302,10 @@ func (h *WHEP) senderReports(stop <-chan struct{}) {
 		}
 		now := time.Now()
 		for _, s := range all {
-			// A viewer reports only once packets went to it (after Start).
-			if s.viewer != nil {
-				if srs = s.viewer.SenderReports(now, srs[:0]); len(srs) > 0 {
-					_ = s.peer.PC.WriteRTCP(srs)
-				}
+			// Every session in the table has its viewer (addTracks made it
+			// before Add); one reports only once packets went to it.
+			if srs = s.viewer.SenderReports(now, srs[:0]); len(srs) > 0 {
+				_ = s.peer.PC.WriteRTCP(srs)
 			}
 		}
 		if h.Batch != nil {

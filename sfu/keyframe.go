@@ -1,6 +1,9 @@
 package sfu
 
-import "strings"
+import (
+	"iter"
+	"strings"
+)
 
 // codecKind names the payload formats whose keyframes the sfu can recognise.
 // Recognising keyframes is what lets a late joiner start from the cache and a
@@ -63,17 +66,11 @@ func h264Keyframe(p []byte) bool {
 	switch t := p[0] & 0x1f; t {
 	case 5, 7: // IDR slice, SPS
 		return true
-	case 24: // STAP-A: walk the aggregated NAL units
-		for i := 1; i+2 < len(p); {
-			n := int(p[i])<<8 | int(p[i+1])
-			i += 2
-			if n == 0 || i+n > len(p) {
-				return false
-			}
-			if nt := p[i] & 0x1f; nt == 5 || nt == 7 {
+	case 24: // STAP-A
+		for nal := range stapA(p) {
+			if nt := nal[0] & 0x1f; nt == 5 || nt == 7 {
 				return true
 			}
-			i += n
 		}
 	case 28: // FU-A: start bit and the fragmented NAL's type
 		if len(p) >= 2 && p[1]&0x80 != 0 {
@@ -82,6 +79,21 @@ func h264Keyframe(p []byte) bool {
 		}
 	}
 	return false
+}
+
+// stapA yields the NAL units aggregated in an H.264 STAP-A payload; it
+// stops at the first malformed size.
+func stapA(p []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for i := 1; i+2 < len(p); {
+			n := int(p[i])<<8 | int(p[i+1])
+			i += 2
+			if n == 0 || i+n > len(p) || !yield(p[i:i+n]) {
+				return
+			}
+			i += n
+		}
+	}
 }
 
 func h265Keyframe(p []byte) bool {
@@ -111,21 +123,32 @@ func h265Keyframe(p []byte) bool {
 }
 
 func vp8Keyframe(p []byte) bool {
-	// RFC 7741 payload descriptor: X|R|N|S|R|PID.
+	f, ok := vp8FrameStart(p)
+	// VP8 payload header: P bit (inverse keyframe flag) is bit 0.
+	return ok && len(f) > 0 && f[0]&0x01 == 0
+}
+
+// vp8FrameStart skips the RFC 7741 payload descriptor of a packet that
+// starts a frame (S set, partition 0) and returns the VP8 data after it.
+func vp8FrameStart(p []byte) ([]byte, bool) {
+	if len(p) == 0 {
+		return nil, false
+	}
+	// X|R|N|S|R|PID.
 	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x07
 	if !s || pid != 0 {
-		return false
+		return nil, false
 	}
 	i := 1
 	if x {
 		if len(p) < 2 {
-			return false
+			return nil, false
 		}
 		ext := p[1]
 		i = 2
 		if ext&0x80 != 0 { // I: picture id
 			if len(p) <= i {
-				return false
+				return nil, false
 			}
 			if p[i]&0x80 != 0 {
 				i += 2
@@ -140,6 +163,8 @@ func vp8Keyframe(p []byte) bool {
 			i++
 		}
 	}
-	// VP8 payload header: P bit (inverse keyframe flag) is bit 0.
-	return len(p) > i && p[i]&0x01 == 0
+	if i > len(p) {
+		return nil, false
+	}
+	return p[i:], true
 }

@@ -37,16 +37,10 @@ func h264PictureSize(p []byte) int {
 	case 7:
 		return sps(p)
 	case 24: // STAP-A
-		for i := 1; i+2 < len(p); {
-			n := int(p[i])<<8 | int(p[i+1])
-			i += 2
-			if n == 0 || i+n > len(p) {
-				return 0
-			}
-			if px := sps(p[i : i+n]); px > 0 {
+		for nal := range stapA(p) {
+			if px := sps(nal); px > 0 {
 				return px
 			}
-			i += n
 		}
 	}
 	return 0
@@ -56,27 +50,9 @@ func vp8PictureSize(p []byte) int {
 	if !vp8Keyframe(p) {
 		return 0
 	}
-	// Skip the payload descriptor (as vp8Keyframe does) to the VP8 frame:
-	// 3-byte frame tag, start code 9d 01 2a, then 14-bit width and height.
-	i := 1
-	if p[0]&0x80 != 0 {
-		ext := p[1]
-		i = 2
-		if ext&0x80 != 0 {
-			if p[i]&0x80 != 0 {
-				i += 2
-			} else {
-				i++
-			}
-		}
-		if ext&0x40 != 0 {
-			i++
-		}
-		if ext&0x30 != 0 {
-			i++
-		}
-	}
-	f := p[i:]
+	// A keyframe's data: 3-byte frame tag, start code 9d 01 2a, then
+	// 14-bit width and height.
+	f, _ := vp8FrameStart(p)
 	if len(f) < 10 || f[3] != 0x9d || f[4] != 0x01 || f[5] != 0x2a {
 		return 0
 	}
